@@ -1,0 +1,98 @@
+//! The conformance suite: the behaviour every store backend must show.
+//!
+//! A backend's tests call [`conformance_tests!`] with an async function that
+//! returns a fresh, empty store (and a guard that keeps it alive); each check
+//! below becomes one test. Time is always passed in, never read, so every
+//! check pins it.
+
+mod app;
+mod claim;
+mod lifecycle;
+mod manage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tasuki_core::{ClaimParams, Job, JobId, NewJob, Store, Timestamp};
+
+pub use app::*;
+pub use claim::*;
+pub use lifecycle::*;
+pub use manage::*;
+
+/// Expands to one `#[tokio::test]` per check, each on a fresh store from `$fresh`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@each $fresh;
+            claim_is_exclusive_under_concurrency,
+            claim_orders_by_priority_then_schedule_then_id,
+            claim_respects_schedule_and_limit,
+            lease_expiry_and_rescue,
+            rescue_without_retries_left_fails,
+            fencing_rejects_stale_attempts,
+            heartbeat_extends_only_live_leases_of_owner,
+            release_spends_no_retry,
+            failure_with_retry_and_without,
+            retry_of_failed_job,
+            cancel_pending_and_scheduled_only,
+            get_and_list_with_filters_and_cursor,
+            stats_by_status_and_type,
+            bulk_insert_hundred_thousand,
+            transaction_commits_or_rolls_back_together,
+            duplicate_email_is_refused,
+            leader_lease_is_exclusive_until_expiry,
+            onboarding_is_applied_once,
+            email_is_marked_sent_once,
+            next_scheduled_at_tracks_the_ready_set
+        );
+    };
+    (@each $fresh:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let (store, _guard) = $fresh().await;
+                $crate::$check(store).await;
+            }
+        )*
+    };
+}
+
+/// The pinned start of every check: 2026-01-01T00:00:00Z.
+pub const T0: Timestamp = Timestamp::from_micros(1_767_225_600_000_000);
+
+pub const LEASE: Duration = Duration::from_secs(30);
+
+pub(crate) fn at(offset: Duration) -> Timestamp {
+    T0.saturating_add(offset)
+}
+
+pub(crate) fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+pub(crate) fn noop(now: Timestamp) -> NewJob {
+    NewJob::new("noop", json!({}), now)
+}
+
+pub(crate) async fn claim(
+    store: &Arc<dyn Store>,
+    owner: &str,
+    limit: u32,
+    now: Timestamp,
+) -> Vec<Job> {
+    store
+        .job_claim(ClaimParams {
+            owner,
+            limit,
+            now,
+            lease_expires_at: now.saturating_add(LEASE),
+        })
+        .await
+        .expect("claim")
+}
+
+pub(crate) fn ids(jobs: &[Job]) -> Vec<JobId> {
+    jobs.iter().map(|j| j.id).collect()
+}

@@ -1,0 +1,247 @@
+//! Cancel, get, list, stats, bulk insert, leader leases, the ready set.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tasuki_core::{JobFilter, JobId, JobStatus, LeaderParams, NewJob, Store, StoreError};
+
+use crate::{T0, at, claim, noop, secs};
+
+pub async fn cancel_pending_and_scheduled_only(store: Arc<dyn Store>) {
+    let pending = store.job_insert(noop(T0)).await.unwrap().id;
+    let scheduled = store
+        .job_insert(noop(T0).scheduled_at(at(secs(600))))
+        .await
+        .unwrap()
+        .id;
+    let running = store.job_insert(noop(T0).priority(9)).await.unwrap().id;
+    assert_eq!(claim(&store, "w", 1, T0).await[0].id, running);
+
+    for id in [pending, scheduled] {
+        let job = store.job_cancel(id, at(secs(1))).await.unwrap();
+        assert_eq!(
+            (job.status, job.completed_at),
+            (JobStatus::Cancelled, Some(at(secs(1))))
+        );
+    }
+    assert!(matches!(
+        store.job_cancel(running, T0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.job_cancel(pending, T0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.job_cancel(JobId(424_242), T0).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        claim(&store, "w", 10, at(secs(3600))).await.is_empty(),
+        "cancelled jobs never run"
+    );
+    // A cancelled job can be brought back.
+    assert_eq!(
+        store.job_retry(pending, at(secs(2))).await.unwrap().status,
+        JobStatus::Pending
+    );
+}
+
+pub async fn get_and_list_with_filters_and_cursor(store: Arc<dyn Store>) {
+    let payload = json!({"to": "a@example.com", "n": [1, 2]});
+    let inserted = store
+        .job_insert(
+            NewJob::new("mail", payload.clone(), T0)
+                .priority(3)
+                .max_retries(7),
+        )
+        .await
+        .unwrap();
+    let got = store.job_get(inserted.id).await.unwrap();
+    assert_eq!(got, inserted);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&got.payload).unwrap(),
+        payload
+    );
+    assert_eq!(
+        (got.priority, got.max_retries, got.retry_count, got.attempt),
+        (3, 7, 0, 0)
+    );
+    assert_eq!(
+        (got.status, got.created_at, got.scheduled_at),
+        (JobStatus::Pending, T0, T0)
+    );
+    assert!(matches!(
+        store.job_get(JobId(999_999)).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let more: Vec<NewJob> = (0..5).map(|i| noop(T0).priority(i)).collect();
+    store.job_insert_many(more).await.unwrap();
+    claim(&store, "w", 2, T0).await; // the two noops of priority 4 and 3
+
+    let all = store
+        .job_list(JobFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 6);
+    assert!(all.items.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(all.next_after, None);
+
+    let noops = JobFilter {
+        job_type: Some("noop".into()),
+        limit: 2,
+        ..Default::default()
+    };
+    let page1 = store.job_list(noops.clone()).await.unwrap();
+    assert_eq!(page1.items.len(), 2);
+    let cursor = page1.next_after.expect("a full page has a next cursor");
+    let page2 = store
+        .job_list(JobFilter {
+            after: Some(JobId(cursor)),
+            ..noops.clone()
+        })
+        .await
+        .unwrap();
+    let page3 = store
+        .job_list(JobFilter {
+            after: page2.next_after.map(JobId),
+            ..noops
+        })
+        .await
+        .unwrap();
+    let listed: Vec<_> = [page1.items, page2.items, page3.items].concat();
+    assert_eq!(listed.len(), 5);
+    assert!(listed.iter().all(|j| j.job_type == "noop"));
+
+    let processing = JobFilter {
+        status: Some(JobStatus::Processing),
+        limit: 10,
+        ..Default::default()
+    };
+    let running = store.job_list(processing).await.unwrap().items;
+    assert_eq!(
+        running.iter().map(|j| j.priority).collect::<Vec<_>>(),
+        [3, 4]
+    );
+}
+
+pub async fn stats_by_status_and_type(store: Arc<dyn Store>) {
+    let empty = store.job_stats(T0).await.unwrap();
+    assert_eq!(empty.count(JobStatus::Pending), 0);
+    assert_eq!(empty.oldest_ready_age_ms, None);
+
+    store
+        .job_insert(NewJob::new("a", json!({}), T0))
+        .await
+        .unwrap();
+    store
+        .job_insert(NewJob::new("a", json!({}), T0).priority(1))
+        .await
+        .unwrap();
+    store
+        .job_insert(NewJob::new("b", json!({}), T0).scheduled_at(at(secs(100))))
+        .await
+        .unwrap();
+    claim(&store, "w", 1, at(secs(3))).await;
+
+    let stats = store.job_stats(at(secs(3))).await.unwrap();
+    assert_eq!(stats.count(JobStatus::Pending), 2);
+    assert_eq!(stats.count(JobStatus::Processing), 1);
+    assert_eq!(stats.count(JobStatus::Failed), 0);
+    assert_eq!(stats.by_type["a"][&JobStatus::Processing], 1);
+    assert_eq!(stats.by_type["a"][&JobStatus::Pending], 1);
+    assert_eq!(stats.by_type["b"][&JobStatus::Pending], 1);
+    assert_eq!(
+        stats.oldest_ready_age_ms,
+        Some(3_000),
+        "the scheduled job is not due, so not counted"
+    );
+}
+
+pub async fn bulk_insert_hundred_thousand(store: Arc<dyn Store>) {
+    let jobs: Vec<NewJob> = (0..100_000)
+        .map(|i| NewJob::new("bulk", json!({ "i": i }), T0))
+        .collect();
+    let ids = store.job_insert_many(jobs).await.unwrap();
+    assert_eq!(ids.len(), 100_000);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        store.job_stats(T0).await.unwrap().count(JobStatus::Pending),
+        100_000
+    );
+    let last = store.job_get(ids[99_999]).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&last.payload).unwrap(),
+        json!({"i": 99_999})
+    );
+    assert!(store.job_insert_many(Vec::new()).await.unwrap().is_empty());
+}
+
+pub async fn leader_lease_is_exclusive_until_expiry(store: Arc<dyn Store>) {
+    let lease = |owner, now| LeaderParams {
+        name: "maintenance",
+        owner,
+        now,
+        ttl: secs(10),
+    };
+    assert!(store.leader_acquire(lease("a", T0)).await.unwrap());
+    assert!(!store.leader_acquire(lease("b", at(secs(5)))).await.unwrap());
+    assert!(
+        store.leader_acquire(lease("a", at(secs(8)))).await.unwrap(),
+        "the owner renews"
+    );
+    assert!(
+        !store
+            .leader_acquire(lease("b", at(secs(17))))
+            .await
+            .unwrap(),
+        "renewed until 18s"
+    );
+    assert!(
+        store
+            .leader_acquire(lease("b", at(secs(18))))
+            .await
+            .unwrap(),
+        "taken over after expiry"
+    );
+    store.leader_release("maintenance", "a").await.unwrap();
+    assert!(
+        !store
+            .leader_acquire(lease("a", at(secs(19))))
+            .await
+            .unwrap(),
+        "only the owner releases"
+    );
+    store.leader_release("maintenance", "b").await.unwrap();
+    assert!(
+        store
+            .leader_acquire(lease("a", at(secs(19))))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn next_scheduled_at_tracks_the_ready_set(store: Arc<dyn Store>) {
+    assert_eq!(store.job_next_scheduled_at().await.unwrap(), None);
+    store
+        .job_insert(noop(T0).scheduled_at(at(secs(50))))
+        .await
+        .unwrap();
+    store
+        .job_insert(noop(T0).scheduled_at(at(secs(20))))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.job_next_scheduled_at().await.unwrap(),
+        Some(at(secs(20)))
+    );
+    claim(&store, "w", 1, at(secs(20))).await;
+    assert_eq!(
+        store.job_next_scheduled_at().await.unwrap(),
+        Some(at(secs(50)))
+    );
+}

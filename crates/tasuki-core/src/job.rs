@@ -1,0 +1,193 @@
+//! The job as stored: its identity, status, schedule, lease and history.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// How many retries a job gets unless its enqueuer says otherwise.
+pub const DEFAULT_MAX_RETRIES: i32 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub i64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a job is in its life.
+///
+/// `pending` and `retry_pending` are the ready set (due once `scheduled_at`
+/// has passed); `processing` is leased to a worker; the last three are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Pending,
+    Processing,
+    RetryPending,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Pending,
+        JobStatus::Processing,
+        JobStatus::RetryPending,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Processing => "processing",
+            JobStatus::RetryPending => "retry_pending",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub const fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown job status `{0}` (expected one of pending, processing, retry_pending, completed, failed, cancelled)"
+)]
+pub struct ParseStatusError(pub String);
+
+impl FromStr for JobStatus {
+    type Err = ParseStatusError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| ParseStatusError(s.to_owned()))
+    }
+}
+
+/// A job to enqueue. The payload has been checked against its type's schema
+/// by the caller; stores take it as it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJob {
+    pub job_type: String,
+    pub payload: serde_json::Value,
+    pub priority: i32,
+    pub max_retries: i32,
+    pub scheduled_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+impl NewJob {
+    /// A job due at `now`, priority 0, with the default number of retries.
+    pub fn new(job_type: impl Into<String>, payload: serde_json::Value, now: Timestamp) -> Self {
+        Self {
+            job_type: job_type.into(),
+            payload,
+            priority: 0,
+            max_retries: DEFAULT_MAX_RETRIES,
+            scheduled_at: now,
+            created_at: now,
+        }
+    }
+
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    pub fn max_retries(mut self, max_retries: i32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    pub fn scheduled_at(mut self, at: Timestamp) -> Self {
+        self.scheduled_at = at;
+        self
+    }
+}
+
+/// One failed attempt, kept in the job's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    pub attempt: i32,
+    pub at: Timestamp,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Job {
+    pub id: JobId,
+    pub job_type: String,
+    /// The payload as stored: JSON text, parsed by the handler that runs it.
+    pub payload: String,
+    pub status: JobStatus,
+    pub priority: i32,
+    pub max_retries: i32,
+    pub retry_count: i32,
+    /// How many times the job was claimed; the fencing token of the current lease.
+    pub attempt: i32,
+    pub error_message: Option<String>,
+    pub errors: Vec<AttemptError>,
+    pub result: Option<serde_json::Value>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<Timestamp>,
+    pub scheduled_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// Counts of jobs by status and type, and how long the oldest due job has waited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JobStats {
+    pub by_status: BTreeMap<JobStatus, i64>,
+    pub by_type: BTreeMap<String, BTreeMap<JobStatus, i64>>,
+    /// Age in milliseconds of the longest-waiting job that is due now.
+    pub oldest_ready_age_ms: Option<i64>,
+}
+
+impl JobStats {
+    pub fn count(&self, status: JobStatus) -> i64 {
+        self.by_status.get(&status).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in JobStatus::ALL {
+            assert_eq!(status.as_str().parse::<JobStatus>().unwrap(), status);
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::Value::String(status.as_str().to_owned())
+            );
+        }
+        assert!("done".parse::<JobStatus>().is_err());
+    }
+}

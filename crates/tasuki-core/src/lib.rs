@@ -1,0 +1,21 @@
+//! The heart of tasuki with no I/O: the job model, the store traits that every
+//! backend implements, the retry policy and the clock.
+//!
+//! Nothing here knows of sqlx, axum or tokio; backends and runtimes depend on
+//! this crate, never the other way round.
+
+mod clock;
+mod job;
+mod retry;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use job::{
+    AttemptError, DEFAULT_MAX_RETRIES, Job, JobId, JobStats, JobStatus, NewJob, ParseStatusError,
+};
+pub use retry::{FailureKind, RetryDecision, RetryPolicy};
+pub use store::{
+    AgeFilter, AppStore, ClaimParams, Completion, EmailMessage, Failure, JobFilter, JobStore,
+    LeaderParams, NewUser, OnboardOutcome, Onboarding, Page, Release, Store, StoreError,
+    StoreResult, StoreTx, User, UserProfile,
+};

@@ -1,0 +1,254 @@
+//! The store traits every backend implements, and the parameters they take.
+//!
+//! Methods are named resource first, then verb, and take "now" as a parameter:
+//! no backend reads the clock inside SQL. [`JobStore`] is the queue,
+//! [`AppStore`] the application's own tables; [`Store`] is both, held as
+//! `Arc<dyn Store>`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::{Job, JobId, JobStats, JobStatus, NewJob, Timestamp};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// The row exists but its state does not allow the change.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A unique constraint refused the write (for example a user's email).
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    #[error("database error")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Claim up to `limit` due jobs for `owner`, leased until `lease_expires_at`.
+#[derive(Clone, Debug)]
+pub struct ClaimParams<'a> {
+    pub owner: &'a str,
+    pub limit: u32,
+    pub now: Timestamp,
+    pub lease_expires_at: Timestamp,
+}
+
+/// A finished attempt; accepted only while `attempt` still holds the lease.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    pub id: JobId,
+    pub attempt: i32,
+    pub result: Option<serde_json::Value>,
+}
+
+/// A failed attempt; `retry_at` is `None` when the job fails for good.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub id: JobId,
+    pub attempt: i32,
+    pub error: String,
+    pub retry_at: Option<Timestamp>,
+}
+
+/// An attempt handed back unrun (at shutdown): the job becomes due again and
+/// no retry is spent.
+#[derive(Clone, Copy, Debug)]
+pub struct Release {
+    pub id: JobId,
+    pub attempt: i32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub job_type: Option<String>,
+    /// Only jobs with an id greater than this (id-cursor pagination).
+    pub after: Option<JobId>,
+    pub limit: u32,
+}
+
+/// A named lease held by one process at a time (for maintenance work).
+#[derive(Clone, Debug)]
+pub struct LeaderParams<'a> {
+    pub name: &'a str,
+    pub owner: &'a str,
+    pub now: Timestamp,
+    pub ttl: Duration,
+}
+
+/// One page of a list, with the cursor of the next page.
+#[derive(Clone, Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<i64>,
+}
+
+/// The job queue.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    async fn job_insert(&self, job: NewJob) -> StoreResult<Job>;
+    /// Inserts all the jobs in one set-based statement; returns their ids in order.
+    async fn job_insert_many(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>>;
+    /// Atomically leases due jobs, best first: `priority DESC, scheduled_at, id`.
+    async fn job_claim(&self, params: ClaimParams<'_>) -> StoreResult<Vec<Job>>;
+    /// Marks jobs completed; returns the ids whose lease was still held.
+    async fn job_complete_many(
+        &self,
+        now: Timestamp,
+        completions: Vec<Completion>,
+    ) -> StoreResult<Vec<JobId>>;
+    /// Records failed attempts; returns the ids whose lease was still held.
+    async fn job_fail_many(
+        &self,
+        now: Timestamp,
+        failures: Vec<Failure>,
+    ) -> StoreResult<Vec<JobId>>;
+    /// Hands attempts back unrun; returns the ids whose lease was still held.
+    async fn job_release_many(
+        &self,
+        now: Timestamp,
+        releases: Vec<Release>,
+    ) -> StoreResult<Vec<JobId>>;
+    /// Extends the unexpired leases held by `owner`; returns how many.
+    async fn job_heartbeat(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_expires_at: Timestamp,
+    ) -> StoreResult<u64>;
+    /// Takes back expired leases: the attempt counts as a failed one and the
+    /// job is due again at `now`, or fails when it has no retries left.
+    async fn job_rescue_expired(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<JobId>>;
+    /// Makes a failed or cancelled job due again with a fresh retry budget.
+    async fn job_retry(&self, id: JobId, now: Timestamp) -> StoreResult<Job>;
+    /// Cancels a job that has not started (pending, scheduled or waiting to retry).
+    async fn job_cancel(&self, id: JobId, now: Timestamp) -> StoreResult<Job>;
+    async fn job_get(&self, id: JobId) -> StoreResult<Job>;
+    async fn job_list(&self, filter: JobFilter) -> StoreResult<Page<Job>>;
+    async fn job_stats(&self, now: Timestamp) -> StoreResult<JobStats>;
+    /// The earliest `scheduled_at` in the ready set, if any.
+    async fn job_next_scheduled_at(&self) -> StoreResult<Option<Timestamp>>;
+    /// Waits until jobs may have been added or changed, or `max_wait` passes.
+    /// It may return early; callers claim to find out.
+    async fn job_wait_for_change(&self, max_wait: Duration);
+    /// Takes or renews the named lease; true while `owner` holds it.
+    async fn leader_acquire(&self, params: LeaderParams<'_>) -> StoreResult<bool>;
+    /// Gives the named lease up if `owner` holds it.
+    async fn leader_release(&self, name: &str, owner: &str) -> StoreResult<()>;
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewUser {
+    pub email: String,
+    pub age: i64,
+    pub name: Option<String>,
+    pub bio: Option<String>,
+    pub is_active: bool,
+    /// Fields outside the schema, kept in flexible validation mode.
+    pub additional_data: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub age: i64,
+    pub name: Option<String>,
+    pub bio: Option<String>,
+    pub is_active: bool,
+    pub additional_data: Option<serde_json::Map<String, serde_json::Value>>,
+    pub created_at: Timestamp,
+}
+
+/// What the `user_created` job derives from a user's additional properties.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct UserProfile {
+    pub recommendation_tags: Vec<String>,
+    pub region: Option<String>,
+    pub rank: Option<String>,
+}
+
+/// An email to put in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EmailMessage {
+    pub id: i64,
+    pub user_id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub sent_at: Option<Timestamp>,
+}
+
+/// Everything the `user_created` job writes, applied in one transaction and
+/// at most once per user however often the job runs.
+#[derive(Clone, Debug)]
+pub struct Onboarding {
+    pub user_id: i64,
+    pub profile: UserProfile,
+    pub email_kind: String,
+    pub email_subject: String,
+    pub email_body: String,
+    /// The job that delivers the email; its payload gets `outbox_id`.
+    pub delivery_job_type: String,
+    pub now: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OnboardOutcome {
+    /// The outbox row of the welcome email (new, or the one from an earlier run).
+    pub outbox_id: i64,
+    /// False when an earlier run had already onboarded this user.
+    pub first_time: bool,
+}
+
+/// A cohort of users by age, both ends inclusive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgeFilter {
+    pub min_age: Option<i64>,
+    pub max_age: Option<i64>,
+}
+
+/// The application's own tables.
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    async fn user_get(&self, id: i64) -> StoreResult<User>;
+    async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile>;
+    async fn user_onboard(&self, onboarding: Onboarding) -> StoreResult<OnboardOutcome>;
+    async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>>;
+    /// Signups counted per UTC day, `YYYY-MM-DD`, oldest first.
+    async fn signup_stats(&self) -> StoreResult<Vec<(String, i64)>>;
+    async fn email_get(&self, id: i64) -> StoreResult<EmailMessage>;
+    /// Marks an outbox row sent; false when it already was.
+    async fn email_mark_sent(&self, id: i64, now: Timestamp) -> StoreResult<bool>;
+    /// Records that an attempt of a `probe` job started (see the probe job).
+    async fn probe_run_start(
+        &self,
+        job_id: JobId,
+        attempt: i32,
+        worker: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    async fn probe_run_end(&self, job_id: JobId, attempt: i32, at: Timestamp) -> StoreResult<()>;
+}
+
+/// Writes that must commit together, such as a user and its job. Dropping the
+/// transaction without [`StoreTx::commit`] rolls it back.
+#[async_trait]
+pub trait StoreTx: Send {
+    async fn user_insert(&mut self, user: NewUser, now: Timestamp) -> StoreResult<User>;
+    async fn job_insert(&mut self, job: NewJob) -> StoreResult<Job>;
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// A whole backend.
+#[async_trait]
+pub trait Store: JobStore + AppStore {
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+}

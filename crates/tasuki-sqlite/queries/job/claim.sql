@@ -1,0 +1,14 @@
+-- One statement: SQLite runs it under the write lock, so no two claimers get one job.
+UPDATE job_queue
+SET status = 'processing', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2,
+    started_at = ?3
+WHERE id IN (
+    SELECT id FROM job_queue
+    WHERE status IN ('pending', 'retry_pending') AND scheduled_at <= ?3
+    ORDER BY priority DESC, scheduled_at, id
+    LIMIT ?4
+)
+RETURNING id AS "id!", job_type AS "job_type!", payload AS "payload!", status AS "status!",
+    priority AS "priority!", max_retries AS "max_retries!", retry_count AS "retry_count!",
+    attempt AS "attempt!", error_message, errors AS "errors!", result, lease_owner, lease_expires_at,
+    scheduled_at AS "scheduled_at!", started_at, completed_at, created_at AS "created_at!"

@@ -1,0 +1,330 @@
+//! The job queue on SQLite.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use sqlx::{Executor, Sqlite};
+use tasuki_core::{
+    ClaimParams, Completion, Failure, Job, JobFilter, JobId, JobStats, JobStatus, JobStore,
+    LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp,
+};
+
+use crate::SqliteStore;
+use crate::rows::{JobRow, db_error, jobs};
+
+pub(crate) async fn insert<'e, E>(executor: E, job: NewJob) -> StoreResult<Job>
+where
+    E: Executor<'e, Database = Sqlite>,
+{
+    let payload = job.payload.to_string();
+    let (scheduled_at, created_at) = (job.scheduled_at.as_micros(), job.created_at.as_micros());
+    sqlx::query_file_as!(
+        JobRow,
+        "queries/job/insert.sql",
+        job.job_type,
+        payload,
+        job.priority,
+        job.max_retries,
+        scheduled_at,
+        created_at
+    )
+    .fetch_one(executor)
+    .await
+    .map_err(db_error)?
+    .try_into()
+}
+
+fn ids(ids: Vec<i64>) -> Vec<JobId> {
+    let mut ids: Vec<JobId> = ids.into_iter().map(JobId).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Rows of a set-based write travel as one JSON array parameter.
+fn json_array(items: impl Iterator<Item = serde_json::Value>) -> String {
+    serde_json::Value::Array(items.collect()).to_string()
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn job_insert(&self, job: NewJob) -> StoreResult<Job> {
+        let job = insert(&self.writer, job).await?;
+        self.jobs_added();
+        Ok(job)
+    }
+
+    async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>> {
+        if new_jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = json_array(new_jobs.into_iter().map(|j| {
+            json!({"t": j.job_type, "p": j.payload, "pr": j.priority, "m": j.max_retries,
+                   "s": j.scheduled_at.as_micros(), "c": j.created_at.as_micros()})
+        }));
+        let inserted = sqlx::query_file_scalar!("queries/job/insert_many.sql", rows)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_error)?;
+        self.jobs_added();
+        Ok(ids(inserted))
+    }
+
+    async fn job_claim(&self, params: ClaimParams<'_>) -> StoreResult<Vec<Job>> {
+        let (lease, now, limit) = (
+            params.lease_expires_at.as_micros(),
+            params.now.as_micros(),
+            params.limit,
+        );
+        let rows = sqlx::query_file_as!(
+            JobRow,
+            "queries/job/claim.sql",
+            params.owner,
+            lease,
+            now,
+            limit
+        )
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_error)?;
+        let mut claimed = jobs(rows)?;
+        claimed.sort_by(|a, b| {
+            (b.priority, a.scheduled_at, a.id).cmp(&(a.priority, b.scheduled_at, b.id))
+        });
+        Ok(claimed)
+    }
+
+    async fn job_complete_many(
+        &self,
+        now: Timestamp,
+        completions: Vec<Completion>,
+    ) -> StoreResult<Vec<JobId>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = json_array(completions.into_iter().map(|c| match c.result {
+            Some(result) => json!({"id": c.id.0, "attempt": c.attempt, "result": result}),
+            None => json!({"id": c.id.0, "attempt": c.attempt}),
+        }));
+        let now = now.as_micros();
+        let done = sqlx::query_file_scalar!("queries/job/complete_many.sql", now, rows)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_error)?;
+        Ok(ids(done))
+    }
+
+    async fn job_fail_many(
+        &self,
+        now: Timestamp,
+        failures: Vec<Failure>,
+    ) -> StoreResult<Vec<JobId>> {
+        if failures.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = json_array(failures.into_iter().map(|f| {
+            json!({"id": f.id.0, "attempt": f.attempt, "error": f.error,
+                   "retry_at": f.retry_at.map(Timestamp::as_micros)})
+        }));
+        let now = now.as_micros();
+        let failed = sqlx::query_file_scalar!("queries/job/fail_many.sql", now, rows)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_error)?;
+        Ok(ids(failed))
+    }
+
+    async fn job_release_many(
+        &self,
+        now: Timestamp,
+        releases: Vec<Release>,
+    ) -> StoreResult<Vec<JobId>> {
+        if releases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = json_array(
+            releases
+                .into_iter()
+                .map(|r| json!({"id": r.id.0, "attempt": r.attempt})),
+        );
+        let now = now.as_micros();
+        let released = sqlx::query_file_scalar!("queries/job/release_many.sql", now, rows)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_error)?;
+        self.jobs_added();
+        Ok(ids(released))
+    }
+
+    async fn job_heartbeat(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_expires_at: Timestamp,
+    ) -> StoreResult<u64> {
+        let (now, lease) = (now.as_micros(), lease_expires_at.as_micros());
+        let done = sqlx::query_file!("queries/job/heartbeat.sql", owner, now, lease)
+            .execute(&self.writer)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn job_rescue_expired(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<JobId>> {
+        let now = now.as_micros();
+        let rescued = sqlx::query_file_scalar!("queries/job/rescue_expired.sql", now, limit)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_error)?;
+        if !rescued.is_empty() {
+            self.jobs_added();
+        }
+        Ok(ids(rescued))
+    }
+
+    async fn job_retry(&self, id: JobId, now: Timestamp) -> StoreResult<Job> {
+        let at = now.as_micros();
+        let row = sqlx::query_file_as!(JobRow, "queries/job/retry.sql", id.0, at)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db_error)?;
+        let job = self
+            .changed_or_conflict(id, row, "only a failed or cancelled job can be retried")
+            .await?;
+        self.jobs_added();
+        Ok(job)
+    }
+
+    async fn job_cancel(&self, id: JobId, now: Timestamp) -> StoreResult<Job> {
+        let at = now.as_micros();
+        let row = sqlx::query_file_as!(JobRow, "queries/job/cancel.sql", id.0, at)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db_error)?;
+        self.changed_or_conflict(id, row, "only a job that has not started can be cancelled")
+            .await
+    }
+
+    async fn job_get(&self, id: JobId) -> StoreResult<Job> {
+        sqlx::query_file_as!(JobRow, "queries/job/get.sql", id.0)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_error)?
+            .try_into()
+    }
+
+    async fn job_list(&self, filter: JobFilter) -> StoreResult<Page<Job>> {
+        let status = filter.status.map(JobStatus::as_str);
+        let after = filter.after.map_or(0, |id| id.0);
+        let limit = filter.limit.max(1);
+        let rows = sqlx::query_file_as!(
+            JobRow,
+            "queries/job/list.sql",
+            status,
+            filter.job_type,
+            after,
+            limit
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        let items = jobs(rows)?;
+        let next_after = (items.len() == limit as usize)
+            .then(|| items.last().map(|j| j.id.0))
+            .flatten();
+        Ok(Page { items, next_after })
+    }
+
+    async fn job_stats(&self, now: Timestamp) -> StoreResult<JobStats> {
+        let rows = sqlx::query_file!("queries/job/stats.sql")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?;
+        let mut stats = JobStats::default();
+        for status in JobStatus::ALL {
+            stats.by_status.insert(status, 0);
+        }
+        for row in rows {
+            let status: JobStatus = row
+                .status
+                .parse()
+                .map_err(|e| StoreError::Database(Box::new(e)))?;
+            *stats.by_status.entry(status).or_default() += row.count;
+            *stats
+                .by_type
+                .entry(row.job_type)
+                .or_insert_with(BTreeMap::new)
+                .entry(status)
+                .or_default() += row.count;
+        }
+        let at = now.as_micros();
+        let oldest = sqlx::query_file_scalar!("queries/job/oldest_ready.sql", at)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_error)?;
+        stats.oldest_ready_age_ms = oldest.map(|t| (at - t) / 1_000);
+        Ok(stats)
+    }
+
+    async fn job_next_scheduled_at(&self) -> StoreResult<Option<Timestamp>> {
+        let next = sqlx::query_file_scalar!("queries/job/next_scheduled.sql")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_error)?;
+        Ok(next.map(Timestamp::from_micros))
+    }
+
+    async fn job_wait_for_change(&self, max_wait: Duration) {
+        tokio::select! {
+            () = self.jobs_added.notified() => {}
+            () = self.watch.changed() => {}
+            () = tokio::time::sleep(max_wait) => {}
+        }
+    }
+
+    async fn leader_acquire(&self, params: LeaderParams<'_>) -> StoreResult<bool> {
+        let now = params.now.as_micros();
+        let until = params.now.saturating_add(params.ttl).as_micros();
+        let held = sqlx::query_file_scalar!(
+            "queries/leader/acquire.sql",
+            params.name,
+            params.owner,
+            now,
+            until
+        )
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_error)?;
+        Ok(held.is_some())
+    }
+
+    async fn leader_release(&self, name: &str, owner: &str) -> StoreResult<()> {
+        sqlx::query_file!("queries/leader/release.sql", name, owner)
+            .execute(&self.writer)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// After a conditional update: the changed job, or why there was none.
+    async fn changed_or_conflict(
+        &self,
+        id: JobId,
+        row: Option<JobRow>,
+        conflict: &str,
+    ) -> StoreResult<Job> {
+        match row {
+            Some(row) => row.try_into(),
+            None => {
+                let job = self.job_get(id).await?;
+                Err(StoreError::Conflict(format!(
+                    "{conflict}; job {id} is {}",
+                    job.status
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The SQLite store: the embedded default engine, one file and nothing to install.
+//!
+//! One process holds one writer connection (writes queue in process instead of
+//! spinning on SQLite's busy handler) and a small pool of readers; WAL lets
+//! them read while it writes. Other processes on the same file contend through
+//! `busy_timeout`. Write transactions begin `IMMEDIATE`, so they wait for the
+//! write lock up front instead of failing when they upgrade.
+
+mod app;
+mod jobs;
+mod rows;
+mod watch;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tasuki_core::{Job, NewJob, NewUser, Store, StoreResult, StoreTx, Timestamp, User};
+use tokio::sync::Notify;
+
+use crate::rows::{UserRow, db_error};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How hard a commit presses to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: every acknowledged commit survives power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: commits survive a crash of the process; the
+    /// last ones may be lost with the machine's power.
+    Normal,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            other => Err(format!(
+                "unknown durability `{other}` (expected full or normal)"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SqliteConfig {
+    pub path: PathBuf,
+    pub durability: Durability,
+    pub readers: u32,
+    pub busy_timeout: Duration,
+}
+
+impl SqliteConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::Full,
+            readers: 4,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Reads `sqlite://path`, `sqlite:path` or a bare path; `None` for another scheme.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let path = match url.split_once(':') {
+            Some(("sqlite", rest)) => rest.strip_prefix("//").unwrap_or(rest),
+            // A one-letter "scheme" is a Windows drive.
+            Some((scheme, _)) if scheme.len() > 1 && !scheme.contains(['/', '\\', '.']) => {
+                return None;
+            }
+            _ => url,
+        };
+        Some(Self::new(path))
+    }
+
+    fn options(&self) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
+            .filename(&self.path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match self.durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(self.busy_timeout)
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+    }
+}
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    watch: watch::Watch,
+    /// Wakes waiters in this process when jobs become due.
+    jobs_added: Arc<Notify>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub async fn open(config: &SqliteConfig) -> StoreResult<Self> {
+        let options = config.options();
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone().create_if_missing(true))
+            .await
+            .map_err(db_error)?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| db_error(e.into()))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(config.readers.max(1))
+            .connect_with(options.clone().read_only(true))
+            .await
+            .map_err(db_error)?;
+        let watch = watch::Watch::new(options.read_only(true));
+        Ok(Self {
+            writer,
+            reader,
+            watch,
+            jobs_added: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The migrations this build knows, as `(version, description)`.
+    pub fn migrations() -> impl Iterator<Item = (i64, String)> {
+        MIGRATOR
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+    }
+
+    fn jobs_added(&self) {
+        self.jobs_added.notify_one();
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        Ok(Box::new(SqliteTx {
+            tx,
+            added_jobs: false,
+            jobs_added: self.jobs_added.clone(),
+        }))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+struct SqliteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    added_jobs: bool,
+    jobs_added: Arc<Notify>,
+}
+
+#[async_trait]
+impl StoreTx for SqliteTx {
+    async fn user_insert(&mut self, user: NewUser, now: Timestamp) -> StoreResult<User> {
+        let additional = user
+            .additional_data
+            .map(|map| serde_json::Value::Object(map).to_string());
+        let now = now.as_micros();
+        sqlx::query_file_as!(
+            UserRow,
+            "queries/user/insert.sql",
+            user.email,
+            user.age,
+            user.name,
+            user.bio,
+            user.is_active,
+            additional,
+            now
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_error)?
+        .try_into()
+    }
+
+    async fn job_insert(&mut self, job: NewJob) -> StoreResult<Job> {
+        let job = jobs::insert(&mut *self.tx, job).await?;
+        self.added_jobs = true;
+        Ok(job)
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.map_err(db_error)?;
+        if self.added_jobs {
+            self.jobs_added.notify_one();
+        }
+        Ok(())
+    }
+}

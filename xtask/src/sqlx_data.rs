@@ -1,0 +1,112 @@
+//! sqlx's offline data without sqlx-cli: the query macros write one JSON file
+//! per query into `SQLX_OFFLINE_DIR` when they run against a live database.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::cargo;
+
+/// The store crates whose queries are checked at compile time.
+const STORES: &[&str] = &["tasuki-sqlite"];
+
+pub(crate) fn prepare(root: &Path) -> Result<()> {
+    for store in STORES {
+        let fresh = generate(root, store)?;
+        let committed = root.join("crates").join(store).join(".sqlx");
+        if committed.exists() {
+            fs::remove_dir_all(&committed)?;
+        }
+        fs::create_dir_all(&committed)?;
+        for (name, text) in read_dir(&fresh)? {
+            fs::write(committed.join(name), text)?;
+        }
+        println!("{store}: .sqlx/ written");
+    }
+    Ok(())
+}
+
+pub(crate) fn check(root: &Path) -> Result<()> {
+    let mut stale = Vec::new();
+    for store in STORES {
+        let fresh = read_dir(&generate(root, store)?)?;
+        let committed = read_dir(&root.join("crates").join(store).join(".sqlx"))?;
+        if fresh != committed {
+            stale.push(*store);
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "the .sqlx/ offline data of {} is not current: run `cargo xtask sqlx-prepare` and commit it",
+            stale.join(", ")
+        );
+    }
+    println!("sqlx offline data is current");
+    Ok(())
+}
+
+/// Builds a scratch database from the crate's migrations, then re-expands the
+/// crate's query macros against it; returns the folder they wrote.
+fn generate(root: &Path, store: &str) -> Result<PathBuf> {
+    let crate_dir = root.join("crates").join(store);
+    let scratch = root.join("target").join("xtask-sqlx").join(store);
+    if scratch.exists() {
+        fs::remove_dir_all(&scratch)?;
+    }
+    let out = scratch.join("queries");
+    fs::create_dir_all(&out)?;
+    let url = scratch_database(&crate_dir, &scratch)?;
+    // Touching the crate root makes cargo expand its macros again.
+    let lib = crate_dir.join("src").join("lib.rs");
+    let text = fs::read(&lib)?;
+    fs::write(&lib, text)?;
+    cargo(
+        root,
+        &["check", "--quiet", "--package", store, "--all-targets"],
+        &[
+            ("SQLX_OFFLINE", "false"),
+            ("DATABASE_URL", &url),
+            ("SQLX_OFFLINE_DIR", out.to_str().context("non-UTF-8 path")?),
+        ],
+    )?;
+    Ok(out)
+}
+
+fn scratch_database(crate_dir: &Path, scratch: &Path) -> Result<String> {
+    let path = scratch.join("scratch.db");
+    let url = format!("sqlite://{}", path.display());
+    let migrations = crate_dir.join("migrations");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let options = url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()?
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await?;
+            sqlx::migrate::Migrator::new(migrations)
+                .await?
+                .run(&pool)
+                .await?;
+            pool.close().await;
+            anyhow::Ok(())
+        })?;
+    Ok(url)
+}
+
+fn read_dir(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut files = BTreeMap::new();
+    if !dir.exists() {
+        return Ok(files);
+    }
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") {
+            files.insert(name, fs::read_to_string(entry.path())?);
+        }
+    }
+    Ok(files)
+}
