@@ -1,1 +1,27 @@
-//! placeholder
+//! The job types tasuki ships, one file each, registered in [`registry`].
+//!
+//! To add one: write a [`Handler`](tasuki_worker::Handler) in its own file
+//! and add one `.register(...)` line below.
+
+mod data_analysis;
+mod email;
+mod probe;
+mod user_created;
+
+use std::sync::Arc;
+
+pub use data_analysis::{DataAnalysis, Summary};
+pub use email::{EmailSender, LogEmailSender, SendEmail};
+pub use probe::Probe;
+pub use user_created::{UserCreated, derive_profile};
+
+use tasuki_worker::Registry;
+
+/// Every shipped job type, wired to its services.
+pub fn registry(email: Arc<dyn EmailSender>) -> Registry {
+    Registry::new()
+        .register(UserCreated)
+        .register(DataAnalysis)
+        .register(SendEmail::new(email))
+        .register(Probe)
+}

@@ -1,1 +1,13 @@
-//! placeholder
+//! The worker runtime: job handlers and their registry, payload schemas, and
+//! the [`Worker`] that claims jobs in batches, runs them under leases, retries
+//! failures with backoff and shuts down gracefully.
+
+mod handler;
+mod maintenance;
+mod registry;
+mod run;
+mod worker;
+
+pub use handler::{Handler, JobContext, JobError};
+pub use registry::{EnqueueError, Registry, Violation};
+pub use worker::{Worker, WorkerConfig, WorkerError};

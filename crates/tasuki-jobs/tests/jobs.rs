@@ -1,0 +1,256 @@
+//! The shipped job types, run by a real worker on a real SQLite store.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tasuki_core::{
+    EmailMessage, JobFilter, JobId, JobStatus, ManualClock, NewJob, NewUser, Store, Timestamp,
+};
+use tasuki_jobs::{EmailSender, registry};
+use tasuki_sqlite::{SqliteConfig, SqliteStore};
+use tasuki_worker::{JobError, Worker, WorkerConfig};
+
+const T0: Timestamp = Timestamp::from_micros(1_767_225_600_000_000);
+
+/// Keeps what it was asked to send.
+#[derive(Default)]
+struct Outbox(Mutex<Vec<EmailMessage>>);
+
+#[async_trait]
+impl EmailSender for Outbox {
+    async fn send(&self, email: &EmailMessage) -> Result<(), JobError> {
+        self.0.lock().unwrap().push(email.clone());
+        Ok(())
+    }
+}
+
+struct Env {
+    store: Arc<dyn Store>,
+    worker: Worker,
+    sent: Arc<Outbox>,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&SqliteConfig::new(dir.path().join("j.db")))
+                .await
+                .unwrap(),
+        );
+        let sent = Arc::new(Outbox::default());
+        let worker = Worker::new(
+            WorkerConfig::new("jobs-test"),
+            store.clone(),
+            Arc::new(registry(sent.clone())),
+            Arc::new(ManualClock::new(T0)),
+        );
+        Self {
+            store,
+            worker,
+            sent,
+            _dir: dir,
+        }
+    }
+
+    async fn enqueue(&self, job_type: &str, payload: Value) -> JobId {
+        registry(self.sent.clone())
+            .validate(job_type, &payload)
+            .unwrap();
+        self.store
+            .job_insert(NewJob::new(job_type, payload, T0))
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// A user and its `user_created` job, committed together.
+    async fn signup(&self, email: &str, age: i64, extra: Value) -> (i64, JobId) {
+        let mut tx = self.store.begin().await.unwrap();
+        let user = tx
+            .user_insert(
+                NewUser {
+                    email: email.into(),
+                    age,
+                    name: Some("Kim".into()),
+                    bio: None,
+                    is_active: true,
+                    additional_data: extra.as_object().cloned(),
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        let payload = json!({
+            "user_id": user.id,
+            "user_data": {"id": user.id, "email": user.email, "age": user.age, "name": user.name, "bio": null, "is_active": true},
+            "additional_props": extra,
+        });
+        registry(self.sent.clone())
+            .validate("user_created", &payload)
+            .unwrap();
+        let job = tx
+            .job_insert(NewJob::new("user_created", payload, T0).priority(1))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (user.id, job.id)
+    }
+}
+
+#[tokio::test]
+async fn user_created_onboards_once_and_the_email_is_delivered_once() {
+    let env = Env::new().await;
+    let (user_id, job) = env
+        .signup(
+            "kim@example.com",
+            34,
+            json!({"hobby": "chess", "location": "Paris", "score": 91}),
+        )
+        .await;
+    // The same user's job enqueued a second time, as a duplicate delivery would.
+    let payload: Value =
+        serde_json::from_str(&env.store.job_get(job).await.unwrap().payload).unwrap();
+    let again = env.enqueue("user_created", payload).await;
+
+    env.worker.drain().await.unwrap();
+    for id in [job, again] {
+        assert_eq!(
+            env.store.job_get(id).await.unwrap().status,
+            JobStatus::Completed
+        );
+    }
+    let result = env.store.job_get(job).await.unwrap().result.unwrap();
+    assert_eq!(result["first_time"], json!(true));
+    let profile = env.store.user_profile_get(user_id).await.unwrap();
+    assert_eq!(
+        profile.recommendation_tags,
+        ["chess-communities", "chess-events"]
+    );
+    assert_eq!(
+        (profile.region.as_deref(), profile.rank.as_deref()),
+        (Some("europe"), Some("platinum"))
+    );
+    assert_eq!(env.store.signup_stats().await.unwrap(), [(T0.utc_day(), 1)]);
+
+    let sent = env.sent.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "one welcome email however often the job ran");
+    assert_eq!(
+        (sent[0].recipient.as_str(), sent[0].subject.as_str()),
+        ("kim@example.com", "Welcome, Kim!")
+    );
+    let outbox = env.store.email_get(sent[0].id).await.unwrap();
+    assert_eq!(outbox.sent_at, Some(T0));
+    let deliveries = JobFilter {
+        job_type: Some("send_email".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let deliveries = env.store.job_list(deliveries).await.unwrap().items;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].status, JobStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_missing_user_fails_without_retry() {
+    let env = Env::new().await;
+    let id = env
+        .enqueue(
+            "user_created",
+            json!({"user_id": 77, "user_data": {"id": 77, "email": "x@example.com", "age": 1}}),
+        )
+        .await;
+    env.worker.drain().await.unwrap();
+    let job = env.store.job_get(id).await.unwrap();
+    assert_eq!((job.status, job.retry_count), (JobStatus::Failed, 0));
+}
+
+#[tokio::test]
+async fn data_analysis_of_values_and_of_a_cohort() {
+    let env = Env::new().await;
+    for (n, age) in [17, 25, 35, 45, 70].into_iter().enumerate() {
+        env.signup(&format!("u{n}@example.com"), age, json!({}))
+            .await;
+    }
+    let values = env
+        .enqueue("data_analysis", json!({"values": [3, 1, 2, 10]}))
+        .await;
+    let cohort = env
+        .enqueue(
+            "data_analysis",
+            json!({"cohort": {"min_age": 18, "max_age": 65}}),
+        )
+        .await;
+    env.worker.drain().await.unwrap();
+
+    let result = env.store.job_get(values).await.unwrap().result.unwrap();
+    assert_eq!(result["source"], "values");
+    let s = &result["summary"];
+    assert_eq!(
+        (s["count"].as_u64(), s["min"].as_f64(), s["max"].as_f64()),
+        (Some(4), Some(1.0), Some(10.0))
+    );
+    assert_eq!(
+        (s["mean"].as_f64(), s["median"].as_f64()),
+        (Some(4.0), Some(2.5))
+    );
+
+    let result = env.store.job_get(cohort).await.unwrap().result.unwrap();
+    assert_eq!(result["source"], "cohort_ages");
+    assert_eq!(result["summary"]["count"], 3);
+    assert_eq!(result["summary"]["mean"], 35.0);
+}
+
+#[tokio::test]
+async fn probe_fails_its_first_attempts_then_succeeds() {
+    let env = Env::new().await;
+    let id = env.enqueue("probe", json!({"fail_attempts": 1})).await;
+    env.worker.run_once().await.unwrap();
+    let job = env.store.job_get(id).await.unwrap();
+    assert_eq!(job.status, JobStatus::RetryPending);
+    assert_eq!(job.error_message.as_deref(), Some("probe failure 1 of 1"));
+    env.store.job_retry(id, T0).await.unwrap_err(); // still retrying: not retryable by hand
+    let due = job.scheduled_at;
+    let worker = Worker::new(
+        WorkerConfig::new("jobs-test"),
+        env.store.clone(),
+        Arc::new(registry(env.sent.clone())),
+        Arc::new(ManualClock::new(due)),
+    );
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let job = env.store.job_get(id).await.unwrap();
+    assert_eq!((job.status, job.attempt), (JobStatus::Completed, 2));
+    assert_eq!(job.result, Some(json!({"attempt": 2, "slept_ms": 0})));
+}
+
+#[test]
+fn schemas_reject_bad_payloads_with_pointers() {
+    let registry = registry(Arc::new(Outbox::default()));
+    let err = registry
+        .validate("probe", &json!({"sleep_ms": -1, "nap": true}))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("/sleep_ms") && text.contains("/nap"),
+        "{text}"
+    );
+    assert!(
+        registry
+            .validate("data_analysis", &json!({"values": ["x"]}))
+            .is_err()
+    );
+    assert!(
+        registry
+            .validate("data_analysis", &json!({"values": [1.5]}))
+            .is_ok()
+    );
+    assert!(registry.validate("send_email", &json!({})).is_err());
+    let mut types: Vec<_> = registry.job_types().collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        ["data_analysis", "probe", "send_email", "user_created"]
+    );
+}

@@ -1,0 +1,141 @@
+//! What a job type implements, and what it gets to work with.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use tasuki_core::{Clock, FailureKind, JobId, Store, StoreError, Timestamp};
+
+/// A failed attempt, and what should happen next.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Retry after the worker's backoff while retries are left.
+    #[error("{0}")]
+    Retry(String),
+    /// Retry after this delay while retries are left.
+    #[error("{message}")]
+    RetryAfter { message: String, delay: Duration },
+    /// Fail now: no attempt can succeed.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl JobError {
+    pub fn retry(message: impl std::fmt::Display) -> Self {
+        JobError::Retry(message.to_string())
+    }
+
+    pub fn permanent(message: impl std::fmt::Display) -> Self {
+        JobError::Permanent(message.to_string())
+    }
+
+    pub fn retry_after(message: impl std::fmt::Display, delay: Duration) -> Self {
+        JobError::RetryAfter {
+            message: message.to_string(),
+            delay,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> FailureKind {
+        match self {
+            JobError::Retry(_) => FailureKind::Retry,
+            JobError::RetryAfter { delay, .. } => FailureKind::RetryAfter(*delay),
+            JobError::Permanent(_) => FailureKind::Permanent,
+        }
+    }
+}
+
+/// A store error inside a handler is worth another attempt, except a missing
+/// row, which will still be missing next time.
+impl From<StoreError> for JobError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => {
+                JobError::Permanent("a row the job needs does not exist".into())
+            }
+            other => JobError::Retry(format!("store: {}", error_chain(&other))),
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The attempt being run, and the services a handler may use.
+#[derive(Clone)]
+pub struct JobContext {
+    pub job_id: JobId,
+    pub job_type: String,
+    /// 1 for the first claim, 2 for the second, and so on.
+    pub attempt: i32,
+    pub retry_count: i32,
+    pub worker_id: Arc<str>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl JobContext {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+/// One job type. Register it with [`crate::Registry::register`].
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// The `job_type` this handler runs.
+    const JOB_TYPE: &'static str;
+    type Payload: DeserializeOwned + Send;
+
+    /// The JSON Schema that every enqueued payload must match.
+    fn schema() -> serde_json::Value;
+
+    /// How long one attempt may take; `None` takes the worker's default.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Runs one attempt; `Ok` may carry a result to store with the job.
+    async fn handle(
+        &self,
+        ctx: &JobContext,
+        payload: Self::Payload,
+    ) -> Result<Option<serde_json::Value>, JobError>;
+}
+
+/// A handler with its payload type erased, as the registry keeps it.
+#[async_trait]
+pub(crate) trait DynHandler: Send + Sync {
+    fn timeout(&self) -> Option<Duration>;
+    async fn call(
+        &self,
+        ctx: &JobContext,
+        payload: &str,
+    ) -> Result<Option<serde_json::Value>, JobError>;
+}
+
+#[async_trait]
+impl<H: Handler> DynHandler for H {
+    fn timeout(&self) -> Option<Duration> {
+        Handler::timeout(self)
+    }
+
+    async fn call(
+        &self,
+        ctx: &JobContext,
+        payload: &str,
+    ) -> Result<Option<serde_json::Value>, JobError> {
+        let payload = serde_json::from_str(payload)
+            .map_err(|e| JobError::permanent(format!("payload does not parse: {e}")))?;
+        self.handle(ctx, payload).await
+    }
+}

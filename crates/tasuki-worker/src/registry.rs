@@ -1,0 +1,195 @@
+//! The job types a process knows: their handlers and compiled payload schemas.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::handler::{DynHandler, Handler};
+
+/// One way a payload breaks its schema: where (a JSON pointer) and what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub pointer: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("unknown job type `{job_type}` (known: {})", known.join(", "))]
+    UnknownJobType {
+        job_type: String,
+        known: Vec<String>,
+    },
+    #[error("the payload of a `{job_type}` job does not match its schema: {}", violations.iter().map(|v| format!("{} {}", if v.pointer.is_empty() { "/" } else { &v.pointer }, v.message)).collect::<Vec<_>>().join("; "))]
+    InvalidPayload {
+        job_type: String,
+        violations: Vec<Violation>,
+    },
+}
+
+struct Entry {
+    handler: Arc<dyn DynHandler>,
+    schema: Value,
+    validator: jsonschema::Validator,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    entries: BTreeMap<&'static str, Entry>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a job type.
+    ///
+    /// # Panics
+    /// When the type is registered twice or its schema is not a valid JSON
+    /// Schema: both are mistakes in the program, found at start-up.
+    pub fn register<H: Handler>(mut self, handler: H) -> Self {
+        let schema = H::schema();
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("the payload schema of `{}` is invalid: {e}", H::JOB_TYPE));
+        let entry = Entry {
+            handler: Arc::new(handler),
+            schema,
+            validator,
+        };
+        assert!(
+            self.entries.insert(H::JOB_TYPE, entry).is_none(),
+            "job type `{}` is registered twice",
+            H::JOB_TYPE
+        );
+        self
+    }
+
+    pub fn job_types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries.keys().copied()
+    }
+
+    pub fn schema(&self, job_type: &str) -> Option<&Value> {
+        self.entries.get(job_type).map(|e| &e.schema)
+    }
+
+    pub(crate) fn handler(&self, job_type: &str) -> Option<&Arc<dyn DynHandler>> {
+        self.entries.get(job_type).map(|e| &e.handler)
+    }
+
+    /// Checks that the job type is known and the payload matches its schema,
+    /// naming every violation.
+    pub fn validate(&self, job_type: &str, payload: &Value) -> Result<(), EnqueueError> {
+        let entry = self
+            .entries
+            .get(job_type)
+            .ok_or_else(|| EnqueueError::UnknownJobType {
+                job_type: job_type.to_owned(),
+                known: self.job_types().map(str::to_owned).collect(),
+            })?;
+        let violations: Vec<Violation> = entry
+            .validator
+            .iter_errors(payload)
+            .flat_map(|e| violations(&e))
+            .collect();
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(EnqueueError::InvalidPayload {
+                job_type: job_type.to_owned(),
+                violations,
+            })
+        }
+    }
+}
+
+/// Points a schema error at the field it is about: a missing or unexpected
+/// property is named by its own pointer, not its parent's.
+pub(crate) fn violations(error: &jsonschema::ValidationError<'_>) -> Vec<Violation> {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let at = error.instance_path().as_str();
+    let child = |name: &str| format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
+    match error.kind() {
+        Kind::Required { property } => vec![Violation {
+            pointer: child(property.as_str().unwrap_or_default()),
+            message: "is required".into(),
+        }],
+        Kind::AdditionalProperties { unexpected } => unexpected
+            .iter()
+            .map(|name| Violation {
+                pointer: child(name),
+                message: "is not allowed".into(),
+            })
+            .collect(),
+        _ => vec![Violation {
+            pointer: at.to_owned(),
+            message: error.to_string(),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{JobContext, JobError};
+
+    struct Greet;
+
+    #[async_trait]
+    impl Handler for Greet {
+        const JOB_TYPE: &'static str = "greet";
+        type Payload = Value;
+
+        fn schema() -> Value {
+            json!({
+                "type": "object",
+                "required": ["email", "times"],
+                "additionalProperties": false,
+                "properties": {
+                    "email": {"type": "string", "format": "email"},
+                    "times": {"type": "integer", "minimum": 1}
+                }
+            })
+        }
+
+        async fn handle(&self, _: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn names_every_violation_by_pointer() {
+        let registry = Registry::new().register(Greet);
+        assert!(
+            registry
+                .validate("greet", &json!({"email": "a@example.com", "times": 2}))
+                .is_ok()
+        );
+        let err = registry
+            .validate(
+                "greet",
+                &json!({"email": "not-an-email", "extra": 1, "x/y": 2}),
+            )
+            .unwrap_err();
+        let EnqueueError::InvalidPayload { violations, .. } = err else {
+            panic!("{err}")
+        };
+        let mut pointers: Vec<&str> = violations.iter().map(|v| v.pointer.as_str()).collect();
+        pointers.sort_unstable();
+        assert_eq!(pointers, ["/email", "/extra", "/times", "/x~1y"]);
+    }
+
+    #[test]
+    fn unknown_types_are_named_with_the_known_ones() {
+        let registry = Registry::new().register(Greet);
+        let err = registry.validate("gret", &json!({})).unwrap_err();
+        assert_eq!(err.to_string(), "unknown job type `gret` (known: greet)");
+    }
+}

@@ -1,0 +1,203 @@
+//! Running one attempt and recording finished attempts in batches.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use tasuki_core::{Completion, Failure, Job, JobId, RetryDecision};
+
+use crate::JobContext;
+use crate::handler::JobError;
+use crate::worker::Shared;
+
+/// A finished attempt, waiting to be written.
+pub(crate) struct Outcome {
+    pub(crate) id: JobId,
+    pub(crate) job_type: String,
+    pub(crate) attempt: i32,
+    pub(crate) retry_count: i32,
+    pub(crate) max_retries: i32,
+    pub(crate) duration: Duration,
+    pub(crate) result: Result<Option<serde_json::Value>, JobError>,
+}
+
+impl Shared {
+    /// Runs one claimed attempt to its end: a handler's error, a panic, a
+    /// timeout, an unknown type and a bad payload all become a failed outcome.
+    pub(crate) async fn execute(self: &Arc<Self>, job: Job) -> Outcome {
+        let started = Instant::now();
+        tracing::debug!(
+            worker_id = %self.config.id, job_id = job.id.0, job_type = %job.job_type,
+            attempt = job.attempt, "job started"
+        );
+        let result = match self.registry.handler(&job.job_type) {
+            None => Err(JobError::permanent(format!(
+                "no handler for job type `{}`",
+                job.job_type
+            ))),
+            Some(handler) => {
+                let ctx = JobContext {
+                    job_id: job.id,
+                    job_type: job.job_type.clone(),
+                    attempt: job.attempt,
+                    retry_count: job.retry_count,
+                    worker_id: self.config.id.clone(),
+                    store: self.store.clone(),
+                    clock: self.clock.clone(),
+                };
+                let timeout = handler.timeout().unwrap_or(self.config.job_timeout);
+                let run = AssertUnwindSafe(handler.call(&ctx, &job.payload)).catch_unwind();
+                match tokio::time::timeout(timeout, run).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(panic)) => Err(JobError::retry(format!(
+                        "handler panicked: {}",
+                        panic_message(panic.as_ref())
+                    ))),
+                    Err(_) => Err(JobError::retry(format!(
+                        "timed out after {}",
+                        humanize(timeout)
+                    ))),
+                }
+            }
+        };
+        Outcome {
+            id: job.id,
+            job_type: job.job_type,
+            attempt: job.attempt,
+            retry_count: job.retry_count,
+            max_retries: job.max_retries,
+            duration: started.elapsed(),
+            result,
+        }
+    }
+
+    /// Writes finished attempts: completions in one statement, failures in another.
+    pub(crate) async fn record(&self, outcomes: Vec<Outcome>) {
+        let now = self.clock.now();
+        let mut completions = Vec::new();
+        let mut failures = Vec::new();
+        for outcome in &outcomes {
+            match &outcome.result {
+                Ok(result) => completions.push(Completion {
+                    id: outcome.id,
+                    attempt: outcome.attempt,
+                    result: result.clone(),
+                }),
+                Err(error) => {
+                    let decision = self.config.retry.decide(
+                        outcome.retry_count,
+                        outcome.max_retries,
+                        error.kind(),
+                        now,
+                        fastrand::f64(),
+                    );
+                    failures.push(Failure {
+                        id: outcome.id,
+                        attempt: outcome.attempt,
+                        error: error.to_string(),
+                        retry_at: match decision {
+                            RetryDecision::RetryAt(at) => Some(at),
+                            RetryDecision::Fail => None,
+                        },
+                    });
+                }
+            }
+        }
+        let retry_at: std::collections::HashMap<JobId, _> =
+            failures.iter().map(|f| (f.id, f.retry_at)).collect();
+        let (completed, failed) = tokio::join!(
+            self.write("complete", completions, |c| self
+                .store
+                .job_complete_many(now, c)),
+            self.write("fail", failures, |f| self.store.job_fail_many(now, f)),
+        );
+        for outcome in outcomes {
+            let accepted = match outcome.result {
+                Ok(_) => completed.binary_search(&outcome.id).is_ok(),
+                Err(_) => failed.binary_search(&outcome.id).is_ok(),
+            };
+            self.log(
+                &outcome,
+                accepted,
+                retry_at.get(&outcome.id).copied().flatten(),
+            );
+        }
+    }
+
+    /// One batched write, retried while the database refuses it, so that a
+    /// finished attempt is not lost to a passing error.
+    async fn write<T: Clone, F, Fut>(&self, what: &str, items: Vec<T>, write: F) -> Vec<JobId>
+    where
+        F: Fn(Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = tasuki_core::StoreResult<Vec<JobId>>>,
+    {
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let mut delay = Duration::from_millis(10);
+        loop {
+            match write(items.clone()).await {
+                Ok(ids) => return ids,
+                Err(error) if delay < self.config.lease => {
+                    tracing::warn!(worker_id = %self.config.id, error = ?error, "cannot {what} jobs; trying again");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(error) => {
+                    tracing::error!(worker_id = %self.config.id, error = ?error, "cannot {what} jobs; their leases will expire and they will run again");
+                    return Vec::new();
+                }
+            }
+        }
+    }
+
+    fn log(&self, o: &Outcome, accepted: bool, retry_at: Option<tasuki_core::Timestamp>) {
+        let duration_ms = o.duration.as_secs_f64() * 1e3;
+        let (worker_id, job_id, job_type, attempt) =
+            (&*self.config.id, o.id.0, &o.job_type, o.attempt);
+        match (&o.result, accepted) {
+            (_, false) => tracing::warn!(
+                worker_id,
+                job_id,
+                job_type,
+                attempt,
+                duration_ms,
+                "job finished after its lease was lost; the result is discarded"
+            ),
+            (Ok(_), true) => tracing::info!(
+                worker_id,
+                job_id,
+                job_type,
+                attempt,
+                duration_ms,
+                "job completed"
+            ),
+            (Err(error), true) => match retry_at {
+                Some(at) => tracing::warn!(
+                    worker_id, job_id, job_type, attempt, duration_ms, error = %error,
+                    retry_at = %at, "job failed; retry scheduled"
+                ),
+                None => tracing::error!(
+                    worker_id, job_id, job_type, attempt, duration_ms, error = %error, "job failed"
+                ),
+            },
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload")
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

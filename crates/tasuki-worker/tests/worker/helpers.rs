@@ -1,0 +1,211 @@
+//! Test handlers and a fresh store per test.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tasuki_core::{Clock, Job, JobId, ManualClock, NewJob, Store, Timestamp};
+use tasuki_sqlite::{SqliteConfig, SqliteStore};
+use tasuki_worker::{Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
+use tokio::sync::{Notify, mpsc};
+
+pub(crate) const T0: Timestamp = Timestamp::from_micros(1_767_225_600_000_000);
+
+pub(crate) struct Env {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: ManualClock,
+    pub(crate) started: mpsc::UnboundedReceiver<JobId>,
+    pub(crate) gate: Arc<Notify>,
+    _dir: tempfile::TempDir,
+    registry: Arc<Registry>,
+}
+
+impl Env {
+    pub(crate) async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("w.db")))
+            .await
+            .unwrap();
+        let (tx, started) = mpsc::unbounded_channel();
+        let gate = Arc::new(Notify::new());
+        let registry = Registry::new()
+            .register(Echo)
+            .register(Flaky {
+                failures: AtomicI32::new(0),
+            })
+            .register(Panics)
+            .register(Sleeps)
+            .register(Permanent)
+            .register(Signals {
+                started: tx,
+                gate: gate.clone(),
+            });
+        Self {
+            store: Arc::new(store),
+            clock: ManualClock::new(T0),
+            started,
+            gate,
+            _dir: dir,
+            registry: Arc::new(registry),
+        }
+    }
+
+    pub(crate) fn config(&self) -> WorkerConfig {
+        let mut config = WorkerConfig::new("test-worker");
+        config.concurrency = 4;
+        config.job_timeout = Duration::from_millis(200);
+        config
+    }
+
+    pub(crate) fn worker_with(&self, config: WorkerConfig, clock: Arc<dyn Clock>) -> Worker {
+        Worker::new(config, self.store.clone(), self.registry.clone(), clock)
+    }
+
+    /// A worker on the pinned clock.
+    pub(crate) fn worker(&self) -> Worker {
+        self.worker_with(self.config(), Arc::new(self.clock.clone()))
+    }
+
+    pub(crate) async fn enqueue(&self, job_type: &str, payload: Value) -> JobId {
+        self.store
+            .job_insert(NewJob::new(job_type, payload, self.clock.now()))
+            .await
+            .unwrap()
+            .id
+    }
+
+    pub(crate) async fn job(&self, id: JobId) -> Job {
+        self.store.job_get(id).await.unwrap()
+    }
+}
+
+/// Completes with its payload as the result.
+struct Echo;
+
+#[async_trait]
+impl Handler for Echo {
+    const JOB_TYPE: &'static str = "echo";
+    type Payload = Value;
+
+    fn schema() -> Value {
+        json!({"type": "object"})
+    }
+
+    async fn handle(&self, _: &JobContext, payload: Value) -> Result<Option<Value>, JobError> {
+        Ok(Some(payload))
+    }
+}
+
+/// Fails its first `fail` runs (counted in the handler), then completes.
+struct Flaky {
+    failures: AtomicI32,
+}
+
+#[async_trait]
+impl Handler for Flaky {
+    const JOB_TYPE: &'static str = "flaky";
+    type Payload = FlakyPayload;
+
+    fn schema() -> Value {
+        json!({"type": "object", "required": ["fail"]})
+    }
+
+    async fn handle(&self, _: &JobContext, p: FlakyPayload) -> Result<Option<Value>, JobError> {
+        if self.failures.fetch_add(1, Ordering::SeqCst) < p.fail {
+            return Err(match p.after_ms {
+                Some(ms) => JobError::retry_after("not yet", Duration::from_millis(ms)),
+                None => JobError::retry("not yet"),
+            });
+        }
+        Ok(None)
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct FlakyPayload {
+    fail: i32,
+    after_ms: Option<u64>,
+}
+
+struct Panics;
+
+#[async_trait]
+impl Handler for Panics {
+    const JOB_TYPE: &'static str = "panics";
+    type Payload = Value;
+
+    fn schema() -> Value {
+        json!({})
+    }
+
+    async fn handle(&self, _: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+        panic!("the handler lost its mind")
+    }
+}
+
+/// Runs longer than the worker's job timeout.
+struct Sleeps;
+
+#[async_trait]
+impl Handler for Sleeps {
+    const JOB_TYPE: &'static str = "sleeps";
+    type Payload = Value;
+
+    fn schema() -> Value {
+        json!({})
+    }
+
+    async fn handle(&self, _: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+        std::future::pending().await
+    }
+}
+
+struct Permanent;
+
+#[async_trait]
+impl Handler for Permanent {
+    const JOB_TYPE: &'static str = "permanent";
+    type Payload = Value;
+
+    fn schema() -> Value {
+        json!({})
+    }
+
+    async fn handle(&self, _: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+        Err(JobError::permanent("this can never work"))
+    }
+}
+
+/// Reports that it started, then waits at the gate when `wait` is set.
+struct Signals {
+    started: mpsc::UnboundedSender<JobId>,
+    gate: Arc<Notify>,
+}
+
+#[async_trait]
+impl Handler for Signals {
+    const JOB_TYPE: &'static str = "signals";
+    type Payload = Value;
+
+    fn schema() -> Value {
+        json!({"type": "object"})
+    }
+
+    async fn handle(&self, ctx: &JobContext, p: Value) -> Result<Option<Value>, JobError> {
+        let _ = self.started.send(ctx.job_id);
+        if p["wait"] == json!(true) {
+            self.gate.notified().await;
+        }
+        Ok(Some(json!({"attempt": ctx.attempt})))
+    }
+}
+
+/// Waits for the next "started" signal, failing the test after a deadline.
+pub(crate) async fn next_started(env: &mut Env) -> JobId {
+    tokio::time::timeout(Duration::from_secs(10), env.started.recv())
+        .await
+        .expect("a job should start within the deadline")
+        .expect("the signal channel stays open")
+}

@@ -1,0 +1,158 @@
+//! The worker driven one step at a time on a pinned clock.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tasuki_core::{Clock, JobStatus, NewJob};
+
+use crate::helpers::{Env, T0};
+
+#[tokio::test]
+async fn drain_runs_every_due_job_and_stores_results() {
+    let env = Env::new().await;
+    let ids: Vec<_> = futures_join(&env, 10).await;
+    let later = env
+        .store
+        .job_insert(
+            NewJob::new("echo", json!({}), T0)
+                .scheduled_at(T0.saturating_add(Duration::from_secs(60))),
+        )
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(env.worker().drain().await.unwrap(), 10);
+    for (n, id) in ids.into_iter().enumerate() {
+        let job = env.job(id).await;
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.result, Some(json!({ "n": n })));
+        assert_eq!(job.lease_owner.as_deref(), Some("test-worker"));
+    }
+    assert_eq!(
+        env.job(later).await.status,
+        JobStatus::Pending,
+        "not due yet"
+    );
+    env.clock.advance(Duration::from_secs(60));
+    assert_eq!(env.worker().drain().await.unwrap(), 1);
+}
+
+async fn futures_join(env: &Env, n: usize) -> Vec<tasuki_core::JobId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(env.enqueue("echo", json!({ "n": i })).await);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn failures_retry_with_persisted_backoff_until_success() {
+    let env = Env::new().await;
+    let id = env.enqueue("flaky", json!({"fail": 2})).await;
+    let worker = env.worker();
+    let base = Duration::from_secs(1);
+
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let job = env.job(id).await;
+    assert_eq!((job.status, job.retry_count), (JobStatus::RetryPending, 1));
+    let wait = job.scheduled_at.since(T0);
+    assert!(wait <= base, "first backoff is within [0, base): {wait:?}");
+    assert_eq!(job.errors.len(), 1);
+    assert_eq!(job.error_message.as_deref(), Some("not yet"));
+
+    env.clock.set(job.scheduled_at);
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let job = env.job(id).await;
+    assert_eq!((job.status, job.retry_count), (JobStatus::RetryPending, 2));
+    let wait = job.scheduled_at.since(env.clock.now());
+    assert!(
+        wait <= base * 2,
+        "second backoff is within [0, 2 * base): {wait:?}"
+    );
+
+    if !wait.is_zero() {
+        assert_eq!(
+            worker.run_once().await.unwrap(),
+            0,
+            "nothing runs before its backoff ends"
+        );
+    }
+    env.clock.set(job.scheduled_at);
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let job = env.job(id).await;
+    assert_eq!(
+        (job.status, job.retry_count, job.attempt),
+        (JobStatus::Completed, 2, 3)
+    );
+    assert_eq!(
+        job.errors.iter().map(|e| e.attempt).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+#[tokio::test]
+async fn retry_after_uses_the_handlers_delay_and_budget_ends_in_failed() {
+    let env = Env::new().await;
+    let id = env
+        .store
+        .job_insert(NewJob::new("flaky", json!({"fail": 5, "after_ms": 7_000}), T0).max_retries(1))
+        .await
+        .unwrap()
+        .id;
+    let worker = env.worker();
+    worker.run_once().await.unwrap();
+    let job = env.job(id).await;
+    assert_eq!(job.scheduled_at, T0.saturating_add(Duration::from_secs(7)));
+    env.clock.advance(Duration::from_secs(7));
+    worker.run_once().await.unwrap();
+    let job = env.job(id).await;
+    assert_eq!((job.status, job.retry_count), (JobStatus::Failed, 1));
+    assert_eq!(job.error_message.as_deref(), Some("not yet"));
+    assert_eq!(job.errors.len(), 2, "the history keeps every attempt");
+    assert_eq!(job.completed_at, Some(env.clock.now()));
+}
+
+#[tokio::test]
+async fn hopeless_jobs_fail_at_once() {
+    let env = Env::new().await;
+    let permanent = env.enqueue("permanent", json!({})).await;
+    let unknown = env.enqueue("nobody_handles_this", json!({})).await;
+    let bad_payload = env.enqueue("flaky", json!({"fail": "twice"})).await;
+    assert_eq!(env.worker().drain().await.unwrap(), 3);
+    for (id, message) in [
+        (permanent, "this can never work"),
+        (unknown, "no handler for job type `nobody_handles_this`"),
+        (bad_payload, "payload does not parse"),
+    ] {
+        let job = env.job(id).await;
+        assert_eq!(
+            (job.status, job.retry_count),
+            (JobStatus::Failed, 0),
+            "{message}"
+        );
+        assert!(
+            job.error_message.as_deref().unwrap().starts_with(message),
+            "{:?}",
+            job.error_message
+        );
+    }
+}
+
+#[tokio::test]
+async fn panics_and_timeouts_fail_the_attempt_not_the_worker() {
+    let env = Env::new().await;
+    let panics = env.enqueue("panics", json!({})).await;
+    let sleeps = env.enqueue("sleeps", json!({})).await;
+    let fine = env.enqueue("echo", json!({"ok": 1})).await;
+    assert_eq!(env.worker().run_once().await.unwrap(), 3);
+
+    let job = env.job(panics).await;
+    assert_eq!(job.status, JobStatus::RetryPending);
+    assert_eq!(
+        job.error_message.as_deref(),
+        Some("handler panicked: the handler lost its mind")
+    );
+    let job = env.job(sleeps).await;
+    assert_eq!(job.status, JobStatus::RetryPending);
+    assert_eq!(job.error_message.as_deref(), Some("timed out after 200ms"));
+    assert_eq!(env.job(fine).await.status, JobStatus::Completed);
+}
