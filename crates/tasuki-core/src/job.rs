@@ -141,7 +141,9 @@ pub struct AttemptError {
 pub struct Job {
     pub id: JobId,
     pub job_type: String,
-    /// The payload as stored: JSON text, parsed by the handler that runs it.
+    /// The payload as stored: JSON text, parsed by the handler that runs it
+    /// (serialized as the JSON it holds).
+    #[serde(serialize_with = "as_json")]
     pub payload: String,
     pub status: JobStatus,
     pub priority: i32,
@@ -158,6 +160,13 @@ pub struct Job {
     pub started_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
     pub created_at: Timestamp,
+}
+
+fn as_json<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => value.serialize(s),
+        Err(_) => s.serialize_str(text),
+    }
 }
 
 /// Counts of jobs by status and type, and how long the oldest due job has waited.

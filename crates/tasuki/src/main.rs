@@ -1,1 +1,51 @@
-fn main() {}
+//! The `tasuki` binary: parses the command line and the environment, sets up
+//! logging, opens the store and hands over to the library crates.
+
+mod cli;
+mod config;
+mod jobs_cmd;
+mod logging;
+mod worker_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let service = matches!(cli.command, None | Some(Command::Worker(_)));
+    logging::init(&cli.global.log_level, cli.global.log_format, service)?;
+    match cli.command {
+        None => worker_cmd::run(&cli.global, &cli::WorkerArgs::default_from_env()?).await,
+        Some(Command::Worker(args)) => worker_cmd::run(&cli.global, &args).await,
+        Some(Command::Migrate) => {
+            let config = config::database(&cli.global)?;
+            config::open(&config).await?;
+            println!("database {} is migrated", config.path.display());
+            Ok(())
+        }
+        Some(Command::Jobs(command)) => jobs_cmd::run(&cli.global, command).await,
+    }
+}

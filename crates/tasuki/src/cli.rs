@@ -1,0 +1,171 @@
+//! The command line. Every setting also comes from the environment; a flag
+//! overrides its variable.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "tasuki", version, about = "Durable background jobs on SQLite.")]
+#[command(after_help = "With no command, tasuki runs the workers.")]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct GlobalArgs {
+    /// The database: a file path, or sqlite://PATH.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = "users.db")]
+    pub(crate) database_url: String,
+    /// SQLite's durability: `full` survives power loss, `normal` a process crash.
+    #[arg(
+        long,
+        global = true,
+        env = "SQLITE_SYNCHRONOUS",
+        default_value = "full"
+    )]
+    pub(crate) synchronous: String,
+    /// A level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info")]
+    pub(crate) log_level: String,
+    /// Log format; `auto` is JSON unless the log goes to a terminal.
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Applies pending database migrations (they also run at every start).
+    Migrate,
+    /// Runs workers until SIGTERM or SIGINT.
+    Worker(WorkerArgs),
+    /// Enqueues, inspects and manages jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 500ms or 30s: {e}"))
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct WorkerArgs {
+    /// How many jobs run at once.
+    #[arg(long, env = "WORKER_COUNT", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) concurrency: u16,
+    /// How long a claimed job stays leased without a heartbeat.
+    #[arg(long, env = "LEASE_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub(crate) lease_timeout: Duration,
+    /// How long in-flight jobs may take to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub(crate) shutdown_timeout: Duration,
+    /// How long one attempt may run before it is failed.
+    #[arg(long, env = "JOB_TIMEOUT", default_value = "5m", value_parser = duration)]
+    pub(crate) job_timeout: Duration,
+    /// The first retry's backoff ceiling; it doubles with every retry.
+    #[arg(long, env = "RETRY_BASE_DELAY", default_value = "1s", value_parser = duration)]
+    pub(crate) retry_base_delay: Duration,
+    /// The largest backoff.
+    #[arg(long, env = "RETRY_MAX_DELAY", default_value = "1h", value_parser = duration)]
+    pub(crate) retry_max_delay: Duration,
+    /// Exit once no job is pending, running or waiting to retry.
+    #[arg(long)]
+    pub(crate) until_empty: bool,
+}
+
+impl WorkerArgs {
+    /// The worker's settings when no command is given: the environment and defaults.
+    pub(crate) fn default_from_env() -> anyhow::Result<Self> {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: WorkerArgs,
+        }
+        Ok(Only::try_parse_from(["tasuki"])?.args)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum JobsCommand {
+    /// Enqueues a job (or --count copies of it) after checking its payload.
+    Enqueue(EnqueueArgs),
+    /// Lists jobs, oldest first.
+    List(ListArgs),
+    /// Shows one job with its attempt history and result.
+    Get(IdArgs),
+    /// Counts jobs by status and type.
+    Stats(JsonArg),
+    /// Makes a failed or cancelled job due again with fresh retries.
+    Retry(IdArgs),
+    /// Cancels a job that has not started.
+    Cancel(IdArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EnqueueArgs {
+    /// The job type, such as probe or data_analysis.
+    pub(crate) job_type: String,
+    /// The payload, a JSON object.
+    #[arg(default_value = "{}")]
+    pub(crate) payload: String,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) priority: i32,
+    /// Run after this long, like 10s or 5m.
+    #[arg(long, value_parser = duration, conflicts_with = "run_at")]
+    pub(crate) delay: Option<Duration>,
+    /// Run at this time (RFC 3339).
+    #[arg(long)]
+    pub(crate) run_at: Option<String>,
+    /// Retries after the first attempt.
+    #[arg(long, default_value_t = tasuki_core::DEFAULT_MAX_RETRIES, value_parser = clap::value_parser!(i32).range(0..=1000))]
+    pub(crate) max_retries: i32,
+    /// How many identical jobs to enqueue, in one statement.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub(crate) count: u32,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ListArgs {
+    /// Only jobs in this status.
+    #[arg(long)]
+    pub(crate) status: Option<tasuki_core::JobStatus>,
+    /// Only jobs of this type.
+    #[arg(long = "type")]
+    pub(crate) job_type: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) limit: u32,
+    /// Only jobs after this id (the cursor a previous page printed).
+    #[arg(long)]
+    pub(crate) after: Option<i64>,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct IdArgs {
+    pub(crate) id: i64,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct JsonArg {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

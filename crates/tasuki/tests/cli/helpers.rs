@@ -1,0 +1,147 @@
+//! Running `tasuki` processes, reading their JSON logs, waiting with deadlines.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub(crate) struct Db {
+    pub(crate) path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Db {
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            path: dir.path().join("tasuki.db"),
+            _dir: dir,
+        }
+    }
+
+    pub(crate) fn command(&self) -> Command {
+        tasuki(&self.path)
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub(crate) fn run(&self, args: &[&str]) -> String {
+        let output = self.command().args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "tasuki {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.run(args)).unwrap()
+    }
+
+    pub(crate) async fn pool(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.path.display()))
+            .await
+            .unwrap()
+    }
+}
+
+pub(crate) fn tasuki(db: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tasuki"));
+    command
+        .env_clear()
+        .env("DATABASE_URL", db)
+        .env("LOG_FORMAT", "json")
+        .env("SQLITE_SYNCHRONOUS", "normal")
+        .stdin(Stdio::null());
+    command
+}
+
+pub(crate) fn output(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+/// A worker process whose JSON log lines arrive on a channel.
+pub(crate) struct Worker {
+    pub(crate) child: Child,
+    pub(crate) logs: mpsc::Receiver<Value>,
+}
+
+impl Worker {
+    pub(crate) fn spawn(db: &Db, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut child = db
+            .command()
+            .arg("worker")
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Ok(value) = serde_json::from_str(&line) {
+                    if tx.send(value).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Self { child, logs }
+    }
+
+    /// Reads log lines until `count` of them have this message; returns them.
+    pub(crate) fn wait_for(&self, message: &str, count: usize, deadline: Duration) -> Vec<Value> {
+        let until = std::time::Instant::now() + deadline;
+        let mut seen = Vec::new();
+        while seen.len() < count {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            let line = self.logs.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "saw {} of {count} `{message}` lines before the deadline",
+                    seen.len()
+                )
+            });
+            if line["message"] == message {
+                seen.push(line);
+            }
+        }
+        seen
+    }
+
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// Waits for every child to exit, failing the test after the deadline.
+pub(crate) fn wait_all(children: Vec<Child>, deadline: Duration) -> Vec<std::process::ExitStatus> {
+    let (tx, rx) = mpsc::channel();
+    let count = children.len();
+    for (index, mut child) in children.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let status = child.wait().unwrap();
+            let _ = tx.send((index, status));
+        });
+    }
+    let until = std::time::Instant::now() + deadline;
+    let mut statuses = vec![None; count];
+    for _ in 0..count {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        let (index, status) = rx
+            .recv_timeout(left)
+            .expect("every process exits before the deadline");
+        statuses[index] = Some(status);
+    }
+    statuses.into_iter().map(Option::unwrap).collect()
+}

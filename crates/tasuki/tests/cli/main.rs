@@ -1,0 +1,6 @@
+//! The `tasuki` binary as users run it: commands, worker processes, signals.
+
+mod commands;
+mod helpers;
+mod multiprocess;
+mod shutdown;

@@ -1,0 +1,90 @@
+//! Three worker processes on one file, one of them SIGKILLed mid-run: every
+//! job completes, and no two attempts of one job ever overlap.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::helpers::{Db, Worker, wait_all};
+
+const JOBS: i64 = 2_000;
+
+#[tokio::test]
+async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
+    let db = Db::new();
+    db.run(&[
+        "jobs",
+        "enqueue",
+        "probe",
+        r#"{"sleep_ms": 10}"#,
+        "--count",
+        &JOBS.to_string(),
+    ]);
+    let env = [("WORKER_COUNT", "4"), ("LEASE_TIMEOUT", "1s")];
+    let workers: Vec<Worker> = (0..3)
+        .map(|_| Worker::spawn(&db, &env, &["--until-empty"]))
+        .collect();
+
+    let victim_id =
+        workers[0].wait_for("worker started", 1, Duration::from_secs(30))[0]["worker_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    workers[0].wait_for("job completed", 50, Duration::from_secs(60));
+    let mut workers = workers.into_iter();
+    let mut victim = workers.next().unwrap();
+    victim.child.kill().unwrap();
+    victim.child.wait().unwrap();
+    let killed_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+
+    let survivors: Vec<_> = workers.map(|w| w.child).collect();
+    for status in wait_all(survivors, Duration::from_secs(120)) {
+        assert_eq!(status.code(), Some(0));
+    }
+
+    let pool = db.pool().await;
+    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM job_queue WHERE status = 'completed'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(done, JOBS, "every job ends completed");
+
+    let runs: Vec<(i64, i64, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT job_id, attempt, worker, started_at, ended_at FROM probe_runs ORDER BY job_id, started_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut by_job: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for (job_id, attempt, worker, started, ended) in runs {
+        let ended = match ended {
+            Some(ended) => ended,
+            None => {
+                assert_eq!(
+                    worker, victim_id,
+                    "only the killed worker leaves attempts unfinished"
+                );
+                killed_at
+            }
+        };
+        assert!(ended >= started, "job {job_id} attempt {attempt}");
+        by_job.entry(job_id).or_default().push((started, ended));
+    }
+    assert_eq!(by_job.len() as i64, JOBS);
+    let mut rerun = 0;
+    for (job_id, attempts) in &by_job {
+        rerun += usize::from(attempts.len() > 1);
+        for pair in attempts.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "attempts of job {job_id} overlap: {attempts:?}"
+            );
+        }
+    }
+    assert!(
+        rerun >= 1,
+        "the killed worker had jobs in flight, and they ran again"
+    );
+}
