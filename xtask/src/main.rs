@@ -3,6 +3,7 @@
 //! - `sqlx-prepare`: regenerates each store crate's `.sqlx/` offline query data
 //!   from a scratch database built by the crate's own migrations.
 //! - `sqlx-check`: fails when the committed `.sqlx/` data is not current.
+//! - `bench queue [ARGS]`: the queue benchmark, built in release mode.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,8 +18,24 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("sqlx-prepare") => sqlx_data::prepare(&root),
         Some("sqlx-check") => sqlx_data::check(&root),
-        _ => bail!("usage: cargo xtask <sqlx-prepare | sqlx-check>"),
+        Some("bench") => bench(&root, &args[1..]),
+        _ => bail!("usage: cargo xtask <sqlx-prepare | sqlx-check | bench queue [ARGS]>"),
     }
+}
+
+/// Benchmarks run in release mode from their own crate, which xtask does not
+/// link: xtask must build even when the store crates do not.
+fn bench(root: &Path, args: &[String]) -> Result<()> {
+    let mut cargo_args = vec![
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "tasuki-bench",
+        "--",
+    ];
+    cargo_args.extend(args.iter().map(String::as_str));
+    cargo(root, &cargo_args, &[])
 }
 
 fn workspace_root() -> PathBuf {

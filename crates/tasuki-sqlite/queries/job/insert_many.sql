@@ -3,4 +3,3 @@ INSERT INTO job_queue (job_type, payload, priority, max_retries, scheduled_at, c
 SELECT j.value ->> '$.t', j.value -> '$.p', j.value ->> '$.pr', j.value ->> '$.m', j.value ->> '$.s',
     j.value ->> '$.c'
 FROM json_each(?1) AS j
-RETURNING id
