@@ -3,6 +3,7 @@
 //! - `sqlx-prepare`: regenerates each store crate's `.sqlx/` offline query data
 //!   from a scratch database built by the crate's own migrations.
 //! - `sqlx-check`: fails when the committed `.sqlx/` data is not current.
+//! - `check-core`: fails when the core crate depends on I/O (sqlx, tokio, axum…).
 //! - `bench queue [ARGS]`: the queue benchmark, built in release mode.
 
 use std::path::{Path, PathBuf};
@@ -18,9 +19,55 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("sqlx-prepare") => sqlx_data::prepare(&root),
         Some("sqlx-check") => sqlx_data::check(&root),
+        Some("check-core") => check_core(&root),
         Some("bench") => bench(&root, &args[1..]),
-        _ => bail!("usage: cargo xtask <sqlx-prepare | sqlx-check | bench queue [ARGS]>"),
+        _ => bail!(
+            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-core | bench queue [ARGS]>"
+        ),
     }
+}
+
+/// The core crate holds the model and the traits; I/O belongs to backends
+/// and runtimes. Its normal dependency tree must not name any of these.
+fn check_core(root: &Path) -> Result<()> {
+    const IO: &[&str] = &["sqlx", "tokio", "axum", "hyper", "mio", "reqwest", "tower"];
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "tree",
+            "--package",
+            "tasuki-core",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .output()
+        .context("running cargo tree")?;
+    ensure!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tree = String::from_utf8(output.stdout)?;
+    let found: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| {
+            IO.iter()
+                .any(|io| name == io || name.starts_with(&format!("{io}-")))
+        })
+        .collect();
+    ensure!(
+        found.is_empty(),
+        "tasuki-core depends on I/O crates: {}",
+        found.join(", ")
+    );
+    println!("tasuki-core depends on no I/O crate");
+    Ok(())
 }
 
 /// Benchmarks run in release mode from their own crate, which xtask does not

@@ -25,6 +25,23 @@ pub(crate) struct QueueArgs {
     /// `normal`, `full` or `both`.
     #[arg(long, default_value = "both")]
     durability: String,
+    /// Runs per durability; the summary gives each metric's median.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+/// One run's numbers.
+#[derive(Clone, Copy)]
+struct Sample {
+    enqueue: f64,
+    drain: f64,
+    ceiling: f64,
+    rss_mib: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 #[derive(clap::Args)]
@@ -50,32 +67,54 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
     );
     for mode in modes {
         let durability: Durability = mode.parse().map_err(anyhow::Error::msg)?;
-        let dir = tempfile::tempdir()?;
-        let db = dir.path().join("bench.db");
-
-        let store = open(&db, durability).await?;
-        let enqueue = enqueue(&store, args.jobs).await?;
-        drop(store);
-
-        let drain = spawn_drain(&db, args.jobs, args.concurrency, mode)?;
-
-        let ceiling_db = dir.path().join("ceiling.db");
-        let store = open(&ceiling_db, durability).await?;
-        enqueue_jobs(&store, args.jobs).await?;
-        let ceiling = ceiling(&store, args.jobs, args.concurrency).await?;
-
-        let drain_rate = args.jobs as f64 / drain.secs;
+        let mut samples = Vec::new();
+        for run in 1..=args.runs.max(1) {
+            let sample = sample(&args, durability, mode).await?;
+            println!(
+                "  synchronous={} run {run}: enqueue {:.0}/s, drain {:.0}/s, ceiling {:.0}/s, peak RSS {:.1} MiB",
+                mode.to_uppercase(),
+                sample.enqueue,
+                sample.drain,
+                sample.ceiling,
+                sample.rss_mib
+            );
+            samples.push(sample);
+        }
+        let of = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+        let (drain, ceiling) = (of(|s| s.drain), of(|s| s.ceiling));
+        let ratio = median(samples.iter().map(|s| s.drain / s.ceiling).collect());
         println!(
-            "synchronous={}: enqueue {:.0} jobs/s | drain {:.0} jobs/s | ceiling {:.0} jobs/s | drain/ceiling {:.0}% | worker peak RSS {:.1} MiB",
+            "synchronous={} (median of {}): enqueue {:.0} jobs/s | drain {:.0} jobs/s | ceiling {:.0} jobs/s | drain/ceiling {:.0}% | worker peak RSS {:.1} MiB",
             mode.to_uppercase(),
-            args.jobs as f64 / enqueue.as_secs_f64(),
-            drain_rate,
+            samples.len(),
+            of(|s| s.enqueue),
+            drain,
             ceiling,
-            100.0 * drain_rate / ceiling,
-            drain.peak_rss_kib as f64 / 1024.0,
+            100.0 * ratio,
+            of(|s| s.rss_mib),
         );
     }
     Ok(())
+}
+
+/// Enqueue and drain in one database, the ceiling in another, side by side.
+async fn sample(args: &QueueArgs, durability: Durability, mode: &str) -> anyhow::Result<Sample> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("bench.db");
+    let store = open(&db, durability).await?;
+    let enqueue = enqueue(&store, args.jobs).await?;
+    drop(store);
+    let drain = spawn_drain(&db, args.jobs, args.concurrency, mode)?;
+
+    let store = open(&dir.path().join("ceiling.db"), durability).await?;
+    enqueue_jobs(&store, args.jobs).await?;
+    let ceiling = ceiling(&store, args.jobs, args.concurrency).await?;
+    Ok(Sample {
+        enqueue: args.jobs as f64 / enqueue.as_secs_f64(),
+        drain: args.jobs as f64 / drain.secs,
+        ceiling,
+        rss_mib: drain.peak_rss_kib as f64 / 1024.0,
+    })
 }
 
 async fn open(path: &Path, durability: Durability) -> anyhow::Result<Arc<dyn Store>> {
