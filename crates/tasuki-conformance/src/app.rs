@@ -70,6 +70,9 @@ pub async fn transaction_commits_or_rolls_back_together(store: Arc<dyn Store>) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    let page = store.user_list(0, 10).await.unwrap();
+    assert_eq!((page.items.len(), page.next_after), (1, None));
+    assert_eq!(store.user_list(user.id, 10).await.unwrap().items.len(), 0);
     let stored = store.user_get(user.id).await.unwrap();
     assert_eq!(stored, user);
     assert_eq!(stored.additional_data, Some(extra));

@@ -217,6 +217,8 @@ pub struct AgeFilter {
 #[async_trait]
 pub trait AppStore: Send + Sync {
     async fn user_get(&self, id: i64) -> StoreResult<User>;
+    /// Users with an id greater than `after`, oldest first.
+    async fn user_list(&self, after: i64, limit: u32) -> StoreResult<Page<User>>;
     async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile>;
     async fn user_onboard(&self, onboarding: Onboarding) -> StoreResult<OnboardOutcome>;
     async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>>;

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use serde_json::json;
 use tasuki_core::{
-    AgeFilter, AppStore, EmailMessage, JobId, NewJob, OnboardOutcome, Onboarding, StoreResult,
-    Timestamp, User, UserProfile,
+    AgeFilter, AppStore, EmailMessage, JobId, NewJob, OnboardOutcome, Onboarding, Page,
+    StoreResult, Timestamp, User, UserProfile,
 };
 
 use crate::rows::{UserRow, db_error};
@@ -19,6 +19,22 @@ impl AppStore for SqliteStore {
             .await
             .map_err(db_error)?
             .try_into()
+    }
+
+    async fn user_list(&self, after: i64, limit: u32) -> StoreResult<Page<User>> {
+        let limit = limit.max(1);
+        let rows = sqlx::query_file_as!(UserRow, "queries/user/list.sql", after, limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?;
+        let items = rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_after = (items.len() == limit as usize)
+            .then(|| items.last().map(|u| u.id))
+            .flatten();
+        Ok(Page { items, next_after })
     }
 
     async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile> {

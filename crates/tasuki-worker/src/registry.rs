@@ -109,7 +109,7 @@ impl Registry {
 
 /// Points a schema error at the field it is about: a missing or unexpected
 /// property is named by its own pointer, not its parent's.
-pub(crate) fn violations(error: &jsonschema::ValidationError<'_>) -> Vec<Violation> {
+pub fn violations(error: &jsonschema::ValidationError<'_>) -> Vec<Violation> {
     use jsonschema::error::ValidationErrorKind as Kind;
     let at = error.instance_path().as_str();
     let child = |name: &str| format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));

@@ -153,6 +153,15 @@ impl Shared {
     }
 
     fn log(&self, o: &Outcome, accepted: bool, retry_at: Option<tasuki_core::Timestamp>) {
+        let status = match (&o.result, accepted, retry_at) {
+            (_, false, _) => "lease_lost",
+            (Ok(_), true, _) => "completed",
+            (Err(_), true, Some(_)) => "retry",
+            (Err(_), true, None) => "failed",
+        };
+        metrics::counter!("jobs_processed_total", "job_type" => o.job_type.clone(), "status" => status).increment(1);
+        metrics::histogram!("job_duration_seconds", "job_type" => o.job_type.clone())
+            .record(o.duration.as_secs_f64());
         let duration_ms = o.duration.as_secs_f64() * 1e3;
         let (worker_id, job_id, job_type, attempt) =
             (&*self.config.id, o.id.0, &o.job_type, o.attempt);

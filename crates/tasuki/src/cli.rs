@@ -6,8 +6,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "tasuki", version, about = "Durable background jobs on SQLite.")]
-#[command(after_help = "With no command, tasuki runs the workers.")]
+#[command(
+    name = "tasuki",
+    version,
+    about = "Durable background jobs: an HTTP API, a queue in the database, workers."
+)]
+#[command(after_help = "With no command, tasuki runs the API and the workers (`tasuki run`).")]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
@@ -34,6 +38,9 @@ pub(crate) struct GlobalArgs {
     /// Log format; `auto` is JSON unless the log goes to a terminal.
     #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub(crate) log_format: LogFormat,
+    /// How long in-flight requests and jobs may take to finish after SIGTERM or SIGINT.
+    #[arg(long, global = true, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub(crate) shutdown_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -45,9 +52,13 @@ pub(crate) enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
+    /// Runs the HTTP API and the workers in one process (the default).
+    Run(RunArgs),
+    /// Runs the HTTP API alone; workers run elsewhere as `tasuki worker`.
+    Serve(ServeArgs),
     /// Applies pending database migrations (they also run at every start).
     Migrate,
-    /// Runs workers until SIGTERM or SIGINT.
+    /// Runs workers until SIGTERM or SIGINT (with `/health` and `/metrics` on METRICS_PORT).
     Worker(WorkerArgs),
     /// Enqueues, inspects and manages jobs.
     #[command(subcommand)]
@@ -67,9 +78,6 @@ pub(crate) struct WorkerArgs {
     /// How long a claimed job stays leased without a heartbeat.
     #[arg(long, env = "LEASE_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub(crate) lease_timeout: Duration,
-    /// How long in-flight jobs may take to finish after SIGTERM or SIGINT.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = duration)]
-    pub(crate) shutdown_timeout: Duration,
     /// How long one attempt may run before it is failed.
     #[arg(long, env = "JOB_TIMEOUT", default_value = "5m", value_parser = duration)]
     pub(crate) job_timeout: Duration,
@@ -82,18 +90,49 @@ pub(crate) struct WorkerArgs {
     /// Exit once no job is pending, running or waiting to retry.
     #[arg(long)]
     pub(crate) until_empty: bool,
+    /// Serve `/health` and `/metrics` on this port (worker command only).
+    #[arg(long, env = "METRICS_PORT")]
+    pub(crate) metrics_port: Option<u16>,
 }
 
-impl WorkerArgs {
-    /// The worker's settings when no command is given: the environment and defaults.
-    pub(crate) fn default_from_env() -> anyhow::Result<Self> {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            args: WorkerArgs,
-        }
-        Ok(Only::try_parse_from(["tasuki"])?.args)
+/// A command's arguments as the environment and the defaults give them.
+pub(crate) fn from_env<T: Args>() -> anyhow::Result<T> {
+    #[derive(Parser)]
+    struct Only<T: Args> {
+        #[command(flatten)]
+        args: T,
     }
+    Ok(Only::<T>::try_parse_from(["tasuki"])?.args)
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub(crate) host: std::net::IpAddr,
+    /// The port to listen on; 0 picks a free one.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// default (unknown body fields are refused), flexible (kept) or strict.
+    #[arg(long, env = "VALIDATION_MODE", default_value = "default")]
+    pub(crate) validation_mode: tasuki_api::ValidationMode,
+    /// The largest request body, in bytes.
+    #[arg(long, env = "MAX_BODY_SIZE", default_value_t = 1024 * 1024)]
+    pub(crate) max_body_size: usize,
+    /// The longest a request may take.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub(crate) request_timeout: Duration,
+    /// When set, POST /jobs, retry and cancel need `Authorization: Bearer <token>`.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+    #[command(flatten)]
+    pub(crate) worker: WorkerArgs,
 }
 
 #[derive(Subcommand, Debug)]

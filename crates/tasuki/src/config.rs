@@ -25,6 +25,11 @@ pub(crate) fn database(global: &GlobalArgs) -> anyhow::Result<SqliteConfig> {
     Ok(config)
 }
 
+/// Every job type this build knows, wired to its services.
+pub(crate) fn registry() -> Arc<tasuki_worker::Registry> {
+    Arc::new(tasuki_jobs::registry(Arc::new(tasuki_jobs::LogEmailSender)))
+}
+
 pub(crate) async fn open(config: &SqliteConfig) -> anyhow::Result<Arc<dyn Store>> {
     let store = SqliteStore::open(config)
         .await

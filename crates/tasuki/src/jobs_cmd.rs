@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use tasuki_core::{Job, JobFilter, JobId, JobStats, NewJob, Store, StoreError, Timestamp};
-use tasuki_jobs::LogEmailSender;
 
 use crate::cli::{EnqueueArgs, GlobalArgs, JobsCommand};
 use crate::config;
@@ -67,7 +66,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobsCommand) -> anyhow::Re
 fn new_jobs(args: &EnqueueArgs) -> anyhow::Result<Vec<NewJob>> {
     let payload: serde_json::Value = serde_json::from_str(&args.payload)
         .with_context(|| format!("the payload is not valid JSON: {}", args.payload))?;
-    tasuki_jobs::registry(Arc::new(LogEmailSender)).validate(&args.job_type, &payload)?;
+    config::registry().validate(&args.job_type, &payload)?;
     let now = Timestamp::now();
     let scheduled_at = match (&args.run_at, args.delay) {
         (Some(at), _) => Timestamp::parse_rfc3339(at).with_context(|| {

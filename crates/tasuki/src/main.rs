@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod jobs_cmd;
 mod logging;
+mod serve_cmd;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -35,10 +36,20 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let service = matches!(cli.command, None | Some(Command::Worker(_)));
+    let service = matches!(
+        cli.command,
+        None | Some(Command::Run(_) | Command::Serve(_) | Command::Worker(_))
+    );
     logging::init(&cli.global.log_level, cli.global.log_format, service)?;
     match cli.command {
-        None => worker_cmd::run(&cli.global, &cli::WorkerArgs::default_from_env()?).await,
+        None => {
+            let args: cli::RunArgs = cli::from_env()?;
+            serve_cmd::run(&cli.global, &args.serve, Some(&args.worker)).await
+        }
+        Some(Command::Run(args)) => {
+            serve_cmd::run(&cli.global, &args.serve, Some(&args.worker)).await
+        }
+        Some(Command::Serve(args)) => serve_cmd::run(&cli.global, &args, None).await,
         Some(Command::Worker(args)) => worker_cmd::run(&cli.global, &args).await,
         Some(Command::Migrate) => {
             let config = config::database(&cli.global)?;

@@ -1,45 +1,61 @@
 //! `tasuki worker`: workers until a signal, then a graceful stop.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tasuki_api::{AppState, Application};
 use tasuki_core::{JobStatus, RetryPolicy, Store, SystemClock};
-use tasuki_jobs::LogEmailSender;
-use tasuki_worker::{Worker, WorkerConfig};
+use tasuki_worker::{Registry, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, WorkerArgs};
 use crate::config;
 
 pub(crate) async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> {
-    if args.retry_base_delay > args.retry_max_delay {
-        anyhow::bail!("RETRY_BASE_DELAY must not exceed RETRY_MAX_DELAY");
-    }
     let store = config::open(&config::database(global)?).await?;
-    let registry = Arc::new(tasuki_jobs::registry(Arc::new(LogEmailSender)));
-    let mut worker_config = WorkerConfig::new(worker_id());
-    worker_config.concurrency = usize::from(args.concurrency);
-    worker_config.lease = args.lease_timeout;
-    worker_config.shutdown_timeout = args.shutdown_timeout;
-    worker_config.job_timeout = args.job_timeout;
-    worker_config.retry = RetryPolicy {
-        base: args.retry_base_delay,
-        max: args.retry_max_delay,
-    };
-    let worker = Worker::new(
-        worker_config,
-        store.clone(),
-        registry,
-        Arc::new(SystemClock),
-    );
-
+    let registry = config::registry();
+    let worker = build(global, args, store.clone(), registry.clone())?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     if args.until_empty {
-        tokio::spawn(stop_when_empty(store, shutdown.clone()));
+        tokio::spawn(stop_when_empty(store.clone(), shutdown.clone()));
+    }
+    if let Some(port) = args.metrics_port {
+        let state = AppState {
+            store,
+            registry,
+            clock: Arc::new(SystemClock),
+            shutdown: shutdown.clone(),
+        };
+        let ops = tasuki_api::ops_router(state);
+        let app = Application::bind(SocketAddr::from(([0, 0, 0, 0], port)), ops).await?;
+        tokio::spawn(app.run(shutdown.clone()));
     }
     worker.run(shutdown).await?;
     Ok(())
+}
+
+/// A worker with the settings of the command line and the environment.
+pub(crate) fn build(
+    global: &GlobalArgs,
+    args: &WorkerArgs,
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+) -> anyhow::Result<Worker> {
+    if args.retry_base_delay > args.retry_max_delay {
+        anyhow::bail!("RETRY_BASE_DELAY must not exceed RETRY_MAX_DELAY");
+    }
+    let mut config = WorkerConfig::new(worker_id());
+    config.concurrency = usize::from(args.concurrency);
+    config.lease = args.lease_timeout;
+    config.shutdown_timeout = global.shutdown_timeout;
+    config.job_timeout = args.job_timeout;
+    config.retry = RetryPolicy {
+        base: args.retry_base_delay,
+        max: args.retry_max_delay,
+    };
+    Ok(Worker::new(config, store, registry, Arc::new(SystemClock)))
 }
 
 /// Unique among live and dead workers: host, process and a random tag, so a
@@ -54,7 +70,7 @@ fn worker_id() -> String {
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
+pub(crate) async fn stop_on_signal(shutdown: CancellationToken) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -73,6 +89,8 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// Cancels `shutdown` once no job is pending, running or waiting to retry.
+/// It looks after each change to the database, at most four times a second.
 async fn stop_when_empty(store: Arc<dyn Store>, shutdown: CancellationToken) {
     loop {
         store.job_wait_for_change(Duration::from_secs(1)).await;
@@ -93,5 +111,6 @@ async fn stop_when_empty(store: Arc<dyn Store>, shutdown: CancellationToken) {
             Ok(_) => {}
             Err(error) => tracing::warn!(error = ?error, "cannot read job counts"),
         }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -1,0 +1,147 @@
+//! `/jobs`: enqueue, inspect and manage jobs.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::Value;
+use tasuki_core::{Job, JobFilter, JobId, JobStats, NewJob, Page, StoreError, Timestamp};
+use tasuki_worker::{EnqueueError, Violation};
+
+use crate::users::{location, page};
+use crate::validate::{ValidBody, ValidQuery};
+use crate::{ApiError, AppState};
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Extension(ValidBody(body)): Extension<ValidBody>,
+) -> Result<(StatusCode, HeaderMap, Json<Job>), ApiError> {
+    let job_type = body["job_type"].as_str().unwrap_or_default();
+    let payload = body["payload"].clone();
+    state
+        .registry
+        .validate(job_type, &payload)
+        .map_err(|e| match e {
+            EnqueueError::InvalidPayload { violations, .. } => ApiError::Validation(
+                violations
+                    .into_iter()
+                    .map(|v| Violation {
+                        pointer: format!("/payload{}", v.pointer),
+                        message: v.message,
+                    })
+                    .collect(),
+            ),
+            unknown @ EnqueueError::UnknownJobType { .. } => {
+                ApiError::Validation(vec![Violation {
+                    pointer: "/job_type".into(),
+                    message: unknown.to_string(),
+                }])
+            }
+        })?;
+    let now = state.clock.now();
+    let scheduled_at = match (body["run_at"].as_str(), body["delay"].as_str()) {
+        (Some(at), _) => Timestamp::parse_rfc3339(at)
+            .ok_or_else(|| invalid("/run_at", "is not an RFC 3339 date-time"))?,
+        (None, Some(delay)) => {
+            let delay = humantime::parse_duration(delay)
+                .map_err(|_| invalid("/delay", "is not a duration"))?;
+            now.saturating_add(delay)
+        }
+        (None, None) => now,
+    };
+    let mut job = NewJob::new(job_type, payload, now).scheduled_at(scheduled_at);
+    if let Some(priority) = body["priority"].as_i64() {
+        job = job.priority(
+            i32::try_from(priority).map_err(|_| invalid("/priority", "is out of range"))?,
+        );
+    }
+    if let Some(max_retries) = body["max_retries"].as_i64() {
+        job = job.max_retries(
+            i32::try_from(max_retries).map_err(|_| invalid("/max_retries", "is out of range"))?,
+        );
+    }
+    let job = state.store.job_insert(job).await?;
+    metrics::counter!("jobs_enqueued_total", "job_type" => job.job_type.clone()).increment(1);
+    Ok((
+        StatusCode::CREATED,
+        location(&format!("/jobs/{}", job.id)),
+        Json(job),
+    ))
+}
+
+fn invalid(pointer: &str, message: &str) -> ApiError {
+    ApiError::Validation(vec![Violation {
+        pointer: pointer.into(),
+        message: message.into(),
+    }])
+}
+
+fn not_found(id: i64) -> impl FnOnce(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => ApiError::NotFound(format!("no job with id {id}")),
+        other => other.into(),
+    }
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Job>, ApiError> {
+    state
+        .store
+        .job_get(JobId(id))
+        .await
+        .map(Json)
+        .map_err(not_found(id))
+}
+
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Job>, ApiError> {
+    state
+        .store
+        .job_retry(JobId(id), state.clock.now())
+        .await
+        .map(Json)
+        .map_err(not_found(id))
+}
+
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Job>, ApiError> {
+    state
+        .store
+        .job_cancel(JobId(id), state.clock.now())
+        .await
+        .map(Json)
+        .map_err(not_found(id))
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(ValidQuery(query)): Extension<ValidQuery>,
+) -> Result<Json<Page<Job>>, ApiError> {
+    let (after, limit) = page(&query);
+    let status = match query.get("status").and_then(Value::as_str) {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| invalid("/query/status", "is not a job status"))?,
+        ),
+        None => None,
+    };
+    let filter = JobFilter {
+        status,
+        job_type: query
+            .get("job_type")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        after: Some(JobId(after)),
+        limit,
+    };
+    Ok(Json(state.store.job_list(filter).await?))
+}
+
+pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<JobStats>, ApiError> {
+    Ok(Json(state.store.job_stats(state.clock.now()).await?))
+}

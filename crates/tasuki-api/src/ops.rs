@@ -1,0 +1,86 @@
+//! Operations: health, Prometheus metrics, the contract itself.
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use tasuki_core::JobStatus;
+
+use crate::AppState;
+use crate::contract::OPENAPI_YAML;
+
+/// The process's Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let seconds = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            60.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may be installed already (tests build many apps
+        // in one process); this one still renders what it was given.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let unhealthy = |error: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unhealthy", "error": error})),
+        )
+            .into_response()
+    };
+    if state.shutdown.is_cancelled() {
+        return unhealthy("shutting down");
+    }
+    if let Err(error) = state.store.ping().await {
+        tracing::warn!(error = ?error, "health: database ping failed");
+        return unhealthy("database connection failed");
+    }
+    match state.store.job_stats(state.clock.now()).await {
+        Ok(stats) => Json(json!({
+            "status": "healthy",
+            "database": "connected",
+            "jobs": {
+                "pending": stats.count(JobStatus::Pending),
+                "processing": stats.count(JobStatus::Processing),
+                "retry_pending": stats.count(JobStatus::RetryPending),
+                "failed": stats.count(JobStatus::Failed),
+            },
+        }))
+        .into_response(),
+        Err(error) => {
+            tracing::warn!(error = ?error, "health: job stats failed");
+            unhealthy("job queue unavailable")
+        }
+    }
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let handle = metrics_handle();
+    if let Ok(stats) = state.store.job_stats(state.clock.now()).await {
+        for (status, count) in &stats.by_status {
+            metrics::gauge!("jobs_queue_depth", "status" => status.as_str()).set(*count as f64);
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+pub(crate) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML).into_response()
+}
