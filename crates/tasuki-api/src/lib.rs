@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tasuki_core::{Clock, Store};
 use tasuki_worker::Registry;
 use tokio::net::TcpListener;
@@ -77,17 +77,14 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router, ContractErr
         &contract,
         config.admin_token.clone(),
     ));
-    let api = Router::new()
-        .route("/users", post(users::create).get(users::list))
-        .route("/users/{id}", get(users::get))
-        .route("/jobs", post(jobs::create).get(jobs::list))
-        .route("/jobs/stats", get(jobs::stats))
-        .route("/jobs/{id}", get(jobs::get))
-        .route("/jobs/{id}/retry", post(jobs::retry))
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/health", get(ops::health))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.yaml", get(ops::openapi))
+    let mut api = Router::new();
+    for op in contract.operations() {
+        let handler = handler(&op.operation_id).ok_or_else(|| {
+            ContractError(format!("operation {} has no handler", op.operation_id))
+        })?;
+        api = api.route(&op.path, handler);
+    }
+    let api = api
         .route_layer(axum::middleware::from_fn_with_state(
             validator,
             validate::layer,
@@ -107,6 +104,26 @@ pub fn ops_router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .with_state(state)
+}
+
+/// The handler of a contract operation. The router is built from the
+/// contract, so its routes and the contract's operations are one set.
+fn handler(operation_id: &str) -> Option<MethodRouter<AppState>> {
+    Some(match operation_id {
+        "createUser" => post(users::create),
+        "listUsers" => get(users::list),
+        "getUser" => get(users::get),
+        "createJob" => post(jobs::create),
+        "listJobs" => get(jobs::list),
+        "jobStats" => get(jobs::stats),
+        "getJob" => get(jobs::get),
+        "retryJob" => post(jobs::retry),
+        "cancelJob" => post(jobs::cancel),
+        "health" => get(ops::health),
+        "metrics" => get(ops::metrics),
+        "openapi" => get(ops::openapi),
+        _ => return None,
+    })
 }
 
 pub struct Application {
@@ -137,5 +154,75 @@ impl Application {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The operations with a handler, by `operationId`; `handler` must
+    /// know exactly the contract's.
+    const HANDLED: &[&str] = &[
+        "createUser",
+        "listUsers",
+        "getUser",
+        "createJob",
+        "listJobs",
+        "jobStats",
+        "getJob",
+        "retryJob",
+        "cancelJob",
+        "health",
+        "metrics",
+        "openapi",
+    ];
+
+    #[test]
+    fn the_router_serves_exactly_the_contracts_operations() {
+        let contract = Contract::load().unwrap();
+        let in_contract: BTreeSet<&str> = contract
+            .operations()
+            .iter()
+            .map(|op| op.operation_id.as_str())
+            .collect();
+        let handled: BTreeSet<&str> = HANDLED.iter().copied().collect();
+        assert_eq!(in_contract, handled);
+        assert!(HANDLED.iter().all(|id| handler(id).is_some()));
+        assert!(handler("deleteEverything").is_none());
+    }
+
+    #[test]
+    fn the_contract_states_each_job_types_payload_schema() {
+        let contract = Contract::load().unwrap();
+        let registry = tasuki_jobs::registry(Arc::new(tasuki_jobs::LogEmailSender));
+        for job_type in registry.job_types() {
+            let name: String = job_type
+                .split('_')
+                .map(|w| w[..1].to_uppercase() + &w[1..])
+                .chain(["Payload".to_owned()])
+                .collect();
+            let stated = contract
+                .schema(&name)
+                .unwrap_or_else(|| panic!("no {name} in the contract"));
+            assert_eq!(
+                stated,
+                registry.schema(job_type).unwrap(),
+                "{name} differs from the code"
+            );
+        }
+        let enum_types = &contract.schema("JobRequest").unwrap()["properties"]["job_type"]["enum"];
+        let mut types: Vec<&str> = registry.job_types().collect();
+        types.sort_unstable();
+        let mut stated: Vec<&str> = enum_types
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        stated.sort_unstable();
+        assert_eq!(stated, types);
     }
 }

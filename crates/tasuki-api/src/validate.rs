@@ -389,17 +389,15 @@ fn integers_as_integers(
                         child,
                         sub,
                         root,
-                        &format!("{at}/{}", key.replace('~', "~0").replace('/', "~1")),
+                        &tasuki_worker::child_pointer(at, key),
                         out,
                     );
                 }
             }
         }
-        Value::Array(items) => {
-            if schema["items"].is_object() {
-                for (i, child) in items.iter().enumerate() {
-                    integers_as_integers(child, &schema["items"], root, &format!("{at}/{i}"), out);
-                }
+        Value::Array(items) if schema["items"].is_object() => {
+            for (i, child) in items.iter().enumerate() {
+                integers_as_integers(child, &schema["items"], root, &format!("{at}/{i}"), out);
             }
         }
         _ => {}

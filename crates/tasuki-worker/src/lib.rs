@@ -9,5 +9,5 @@ mod run;
 mod worker;
 
 pub use handler::{Handler, JobContext, JobError};
-pub use registry::{EnqueueError, Registry, Violation, violations};
+pub use registry::{EnqueueError, Registry, Violation, child_pointer, violations};
 pub use worker::{Worker, WorkerConfig, WorkerError};

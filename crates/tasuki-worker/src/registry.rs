@@ -107,12 +107,17 @@ impl Registry {
     }
 }
 
+/// The JSON pointer of `name` inside the value at `parent` (RFC 6901 escaping).
+pub fn child_pointer(parent: &str, name: &str) -> String {
+    format!("{parent}/{}", name.replace('~', "~0").replace('/', "~1"))
+}
+
 /// Points a schema error at the field it is about: a missing or unexpected
 /// property is named by its own pointer, not its parent's.
 pub fn violations(error: &jsonschema::ValidationError<'_>) -> Vec<Violation> {
     use jsonschema::error::ValidationErrorKind as Kind;
     let at = error.instance_path().as_str();
-    let child = |name: &str| format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
+    let child = |name: &str| child_pointer(at, name);
     match error.kind() {
         Kind::Required { property } => vec![Violation {
             pointer: child(property.as_str().unwrap_or_default()),

@@ -1,0 +1,79 @@
+//! `/health`, `/metrics`, `/openapi.yaml`, request ids and unknown routes.
+
+use serde_json::json;
+use tasuki_api::ValidationMode;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn health_reports_counts_and_shutdown() {
+    let app = spawn_app(ValidationMode::Default).await;
+    app.post_json(
+        "/users",
+        "/users",
+        &json!({"email": "h@example.com", "age": 1}),
+    )
+    .await;
+    let reply = app.get("/health", "/health").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["status"], "healthy");
+    assert_eq!(reply.body["database"], "connected");
+    assert_eq!(reply.body["jobs"]["pending"], 1);
+    app.shutting_down.cancel();
+    let reply = app.get("/health", "/health").await;
+    assert_eq!(
+        (reply.status, reply.body["error"].as_str()),
+        (503, Some("shutting down"))
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let app = spawn_app(ValidationMode::Default).await;
+    app.post_json(
+        "/users",
+        "/users",
+        &json!({"email": "m@example.com", "age": 1}),
+    )
+    .await;
+    let reply = app.get("/metrics", "/metrics").await;
+    assert_eq!(reply.status, 200);
+    let text = reply.body.as_str().unwrap();
+    for line in [
+        r#"http_requests_total{method="POST",route="/users",status="201"}"#,
+        r#"jobs_enqueued_total{job_type="user_created"}"#,
+        r#"jobs_queue_depth{status="pending"}"#,
+        r#"http_request_duration_seconds_bucket{method="POST",route="/users",le="0.005"}"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_contract_is_served_and_requests_carry_ids() {
+    let app = spawn_app(ValidationMode::Default).await;
+    let reply = app.get("/openapi.yaml", "/openapi.yaml").await;
+    assert_eq!(reply.body.as_str().unwrap(), tasuki_api::OPENAPI_YAML);
+    assert!(!reply.headers["x-request-id"].is_empty());
+    let echoed = app
+        .call(
+            reqwest::Method::GET,
+            "/health",
+            "/health",
+            None,
+            &[("x-request-id", "trace-me-42")],
+        )
+        .await;
+    assert_eq!(echoed.headers["x-request-id"], "trace-me-42");
+    let unknown = app
+        .client
+        .get(format!("{}/nowhere", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        404,
+        "routes outside the contract fall through to the router"
+    );
+}
