@@ -33,22 +33,25 @@ pub(crate) async fn create(
         additional_data: (!fields.is_empty()).then(|| fields.clone()),
     };
     let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    let user = tx.user_insert(user, now).await.map_err(|e| match e {
-        StoreError::Duplicate(_) => ApiError::Conflict("a user with this email exists".into()),
-        other => other.into(),
-    })?;
-    let payload = json!({
-        "user_id": user.id,
-        "user_data": {
-            "id": user.id, "email": user.email, "age": user.age, "name": user.name,
-            "bio": user.bio, "is_active": user.is_active,
-        },
-        "additional_props": fields,
+    let job: tasuki_core::JobFor = Box::new(move |user| {
+        let payload = json!({
+            "user_id": user.id,
+            "user_data": {
+                "id": user.id, "email": user.email, "age": user.age, "name": user.name,
+                "bio": user.bio, "is_active": user.is_active,
+            },
+            "additional_props": fields,
+        });
+        NewJob::new(UserCreated::JOB_TYPE, payload, now).priority(USER_CREATED_PRIORITY)
     });
-    let job = NewJob::new(UserCreated::JOB_TYPE, payload, now).priority(USER_CREATED_PRIORITY);
-    let job = tx.job_insert(job).await?;
-    tx.commit().await?;
+    let (user, job) = state
+        .store
+        .user_insert_with_job(user, job, now)
+        .await
+        .map_err(|e| match e {
+            StoreError::Duplicate(_) => ApiError::Conflict("a user with this email exists".into()),
+            other => other.into(),
+        })?;
     metrics::counter!("jobs_enqueued_total", "job_type" => UserCreated::JOB_TYPE).increment(1);
 
     let mut body = serde_json::to_value(&user).map_err(|e| ApiError::Internal(Box::new(e)))?;

@@ -195,3 +195,41 @@ pub async fn email_is_marked_sent_once(store: Arc<dyn Store>) {
     };
     assert_eq!(store.user_ages(cohort).await.unwrap(), [18]);
 }
+
+/// Concurrent signups: each user commits with its job; a duplicate email
+/// fails alone and leaves nothing behind.
+pub async fn signups_commit_each_user_with_its_job(store: Arc<dyn Store>) {
+    let signups = (0..50).map(|n| {
+        let store = store.clone();
+        let email = if n == 49 {
+            "n0@example.com".to_owned()
+        } else {
+            format!("n{n}@example.com")
+        };
+        tokio::spawn(async move {
+            let job: tasuki_core::JobFor = Box::new(|user| {
+                NewJob::new("user_created", json!({"user_id": user.id}), T0).priority(1)
+            });
+            store
+                .user_insert_with_job(new_user(&email, n), job, T0)
+                .await
+        })
+    });
+    let mut created = Vec::new();
+    let mut duplicates = 0;
+    for signup in signups.collect::<Vec<_>>() {
+        match signup.await.unwrap() {
+            Ok((user, job)) => {
+                let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+                assert_eq!(payload["user_id"], user.id);
+                assert_eq!(store.job_get(job.id).await.unwrap().priority, 1);
+                created.push(user.id);
+            }
+            Err(StoreError::Duplicate(_)) => duplicates += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((created.len(), duplicates), (49, 1));
+    assert_eq!(store.user_list(0, 100).await.unwrap().items.len(), 49);
+    assert_eq!(job_count(&store).await, 49, "the duplicate left no job");
+}

@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             bulk_insert_hundred_thousand,
             transaction_commits_or_rolls_back_together,
             duplicate_email_is_refused,
+            signups_commit_each_user_with_its_job,
             leader_lease_is_exclusive_until_expiry,
             onboarding_is_applied_once,
             email_is_marked_sent_once,

@@ -15,7 +15,7 @@ pub use job::{
 };
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};
 pub use store::{
-    AgeFilter, AppStore, ClaimParams, Completion, EmailMessage, Failure, JobFilter, JobStore,
-    LeaderParams, NewUser, OnboardOutcome, Onboarding, Page, Release, Store, StoreError,
+    AgeFilter, AppStore, ClaimParams, Completion, EmailMessage, Failure, JobFilter, JobFor,
+    JobStore, LeaderParams, NewUser, OnboardOutcome, Onboarding, Page, Release, Store, StoreError,
     StoreResult, StoreTx, User, UserProfile,
 };

@@ -247,10 +247,22 @@ pub trait StoreTx: Send {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
+/// Builds a user's job once the user's id is known.
+pub type JobFor = Box<dyn FnOnce(&User) -> NewJob + Send>;
+
 /// A whole backend.
 #[async_trait]
 pub trait Store: JobStore + AppStore {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
+    /// Inserts a user and its job atomically: both commit, or neither. A
+    /// backend may commit the signups of concurrent callers together (group
+    /// commit); each caller is answered after the commit that holds its rows.
+    async fn user_insert_with_job(
+        &self,
+        user: NewUser,
+        job: JobFor,
+        now: Timestamp,
+    ) -> StoreResult<(User, Job)>;
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }

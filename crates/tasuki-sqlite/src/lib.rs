@@ -9,6 +9,7 @@
 mod app;
 mod jobs;
 mod rows;
+mod signup;
 mod watch;
 
 use std::path::PathBuf;
@@ -20,10 +21,12 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tasuki_core::{Job, NewJob, NewUser, Store, StoreResult, StoreTx, Timestamp, User};
+use tasuki_core::{
+    Job, JobFor, NewJob, NewUser, Store, StoreError, StoreResult, StoreTx, Timestamp, User,
+};
 use tokio::sync::Notify;
 
-use crate::rows::{UserRow, db_error};
+use crate::rows::db_error;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -101,6 +104,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     watch: watch::Watch,
+    /// The group-commit writer of `user_insert_with_job`.
+    signups: tokio::sync::mpsc::UnboundedSender<signup::Signup>,
     /// Wakes waiters in this process when jobs become due.
     jobs_added: Arc<Notify>,
 }
@@ -127,10 +132,12 @@ impl SqliteStore {
             .await
             .map_err(db_error)?;
         let watch = watch::Watch::new(options.read_only(true));
+        let signups = signup::spawn(writer.clone());
         Ok(Self {
             writer,
             reader,
             watch,
+            signups,
             jobs_added: Arc::new(Notify::new()),
         })
     }
@@ -162,6 +169,30 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn user_insert_with_job(
+        &self,
+        user: NewUser,
+        job: JobFor,
+        now: Timestamp,
+    ) -> StoreResult<(User, Job)> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.signups
+            .send(signup::Signup {
+                user,
+                job,
+                now,
+                reply,
+            })
+            .map_err(|_| StoreError::Database("the signup writer has stopped".into()))?;
+        let result = answer
+            .await
+            .map_err(|_| StoreError::Database("the signup writer dropped a signup".into()))?;
+        if result.is_ok() {
+            self.jobs_added();
+        }
+        result
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
@@ -180,25 +211,7 @@ struct SqliteTx {
 #[async_trait]
 impl StoreTx for SqliteTx {
     async fn user_insert(&mut self, user: NewUser, now: Timestamp) -> StoreResult<User> {
-        let additional = user
-            .additional_data
-            .map(|map| serde_json::Value::Object(map).to_string());
-        let now = now.as_micros();
-        sqlx::query_file_as!(
-            UserRow,
-            "queries/user/insert.sql",
-            user.email,
-            user.age,
-            user.name,
-            user.bio,
-            user.is_active,
-            additional,
-            now
-        )
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(db_error)?
-        .try_into()
+        signup::insert_user(&mut *self.tx, user, now).await
     }
 
     async fn job_insert(&mut self, job: NewJob) -> StoreResult<Job> {
