@@ -4,7 +4,7 @@
 //!   from a scratch database built by the crate's own migrations.
 //! - `sqlx-check`: fails when the committed `.sqlx/` data is not current.
 //! - `check-core`: fails when the core crate depends on I/O (sqlx, tokio, axum…).
-//! - `bench queue [ARGS]`: the queue benchmark, built in release mode.
+//! - `bench queue|http [ARGS]`: the benchmarks, built in release mode.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +22,7 @@ fn main() -> Result<()> {
         Some("check-core") => check_core(&root),
         Some("bench") => bench(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-core | bench queue [ARGS]>"
+            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-core | bench queue|http [ARGS]>"
         ),
     }
 }

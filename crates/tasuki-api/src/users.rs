@@ -55,7 +55,7 @@ pub(crate) async fn create(
     metrics::counter!("jobs_enqueued_total", "job_type" => UserCreated::JOB_TYPE).increment(1);
 
     let mut body = serde_json::to_value(&user).map_err(|e| ApiError::Internal(Box::new(e)))?;
-    body["job_id"] = json!(job.id);
+    body["job_id"] = json!(job);
     Ok((
         StatusCode::CREATED,
         location(&format!("/users/{}", user.id)),

@@ -272,6 +272,8 @@ async fn check(
         if v.mode == ValidationMode::Strict {
             integers_as_integers(&value, body_schema, body_schema, "", &mut violations);
         }
+        let mut value = value;
+        tasuki_worker::canonical_integers(&mut value);
         request.extensions_mut().insert(ValidBody(value));
         *request.body_mut() = Body::from(bytes);
     }

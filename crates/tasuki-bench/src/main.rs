@@ -4,7 +4,12 @@
 //! child process (so that its peak memory is the worker's own), and measures
 //! in the same run the ceiling of the SQL itself: batched claim and complete
 //! with no worker around them.
+//!
+//! `http` loads `POST /users` of the real `tasuki run` with wrk, and in the
+//! same run a baseline server that this crate builds: a bare axum handler
+//! doing the same insert, with no validation and no job.
 
+mod http;
 mod queue;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +27,10 @@ enum Command {
     Queue(queue::QueueArgs),
     /// Internal: drains a prepared database and reports on stdout.
     DrainChild(queue::DrainArgs),
+    /// POST /users under load: tasuki against a bare baseline, side by side.
+    Http(http::HttpArgs),
+    /// Internal: the baseline server of the HTTP benchmark.
+    Baseline(http::BaselineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +41,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Queue(args) => runtime.block_on(queue::run(args)),
         Command::DrainChild(args) => runtime.block_on(queue::drain_child(args)),
+        Command::Http(args) => runtime.block_on(http::run(args)),
+        Command::Baseline(args) => runtime.block_on(http::baseline(args)),
     }
 }

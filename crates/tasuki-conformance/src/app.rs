@@ -220,9 +220,11 @@ pub async fn signups_commit_each_user_with_its_job(store: Arc<dyn Store>) {
     for signup in signups.collect::<Vec<_>>() {
         match signup.await.unwrap() {
             Ok((user, job)) => {
+                let job = store.job_get(job).await.unwrap();
                 let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
                 assert_eq!(payload["user_id"], user.id);
-                assert_eq!(store.job_get(job.id).await.unwrap().priority, 1);
+                assert_eq!(job.priority, 1);
+                assert_eq!(store.user_get(user.id).await.unwrap(), user);
                 created.push(user.id);
             }
             Err(StoreError::Duplicate(_)) => duplicates += 1,

@@ -16,6 +16,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// The last instant RFC 3339 can write: 9999-12-31T23:59:59.999999Z.
+    pub const LATEST: Timestamp = Timestamp(253_402_300_799_999_999);
+
     pub const fn from_micros(micros: i64) -> Self {
         Self(micros)
     }
@@ -138,6 +141,11 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-25T12:00:00.123456Z");
         assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Some(t));
         assert_eq!(t.utc_day(), "2026-11-25");
+    }
+
+    #[test]
+    fn the_latest_timestamp_is_the_last_rfc3339_can_write() {
+        assert_eq!(Timestamp::LATEST.to_string(), "9999-12-31T23:59:59.999999Z");
     }
 
     #[test]

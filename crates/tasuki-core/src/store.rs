@@ -262,7 +262,7 @@ pub trait Store: JobStore + AppStore {
         user: NewUser,
         job: JobFor,
         now: Timestamp,
-    ) -> StoreResult<(User, Job)>;
+    ) -> StoreResult<(User, JobId)>;
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }

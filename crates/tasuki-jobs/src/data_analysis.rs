@@ -94,8 +94,8 @@ impl Handler for DataAnalysis {
                         "type": "object",
                         "additionalProperties": false,
                         "properties": {
-                            "min_age": {"type": "integer", "minimum": 0},
-                            "max_age": {"type": "integer", "minimum": 0}
+                            "min_age": {"type": "integer", "minimum": 0, "maximum": 200},
+                            "max_age": {"type": "integer", "minimum": 0, "maximum": 200}
                         }
                     }}
                 }

@@ -54,7 +54,7 @@ impl Handler for SendEmail {
             "type": "object",
             "required": ["outbox_id"],
             "additionalProperties": false,
-            "properties": {"outbox_id": {"type": "integer", "minimum": 1}}
+            "properties": {"outbox_id": {"type": "integer", "minimum": 1, "maximum": crate::MAX_ID}}
         })
     }
 

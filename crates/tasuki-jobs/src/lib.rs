@@ -17,6 +17,9 @@ pub use user_created::{UserCreated, derive_profile};
 
 use tasuki_worker::Registry;
 
+/// The largest id a payload may name: 2^53 - 1, exact in every JSON reader.
+pub const MAX_ID: i64 = 9_007_199_254_740_991;
+
 /// Every shipped job type, wired to its services.
 pub fn registry(email: Arc<dyn EmailSender>) -> Registry {
     Registry::new()

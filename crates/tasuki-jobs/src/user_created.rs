@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use tasuki_core::{Onboarding, UserProfile};
 use tasuki_worker::{Handler, JobContext, JobError};
 
-use crate::SendEmail;
+use crate::{MAX_ID, SendEmail};
 
 pub struct UserCreated;
 
@@ -29,14 +29,14 @@ impl Handler for UserCreated {
             "type": "object",
             "required": ["user_id", "user_data"],
             "properties": {
-                "user_id": {"type": "integer", "minimum": 1},
+                "user_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                 "user_data": {
                     "type": "object",
                     "required": ["id", "email", "age"],
                     "properties": {
-                        "id": {"type": "integer"},
+                        "id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         "email": {"type": "string", "format": "email"},
-                        "age": {"type": "integer", "minimum": 0},
+                        "age": {"type": "integer", "minimum": 0, "maximum": 200},
                         "name": {"type": ["string", "null"]},
                         "bio": {"type": ["string", "null"]},
                         "is_active": {"type": "boolean"}

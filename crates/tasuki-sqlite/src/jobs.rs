@@ -36,6 +36,45 @@ where
     .try_into()
 }
 
+/// Inserts jobs in one statement; returns their ids in order.
+pub(crate) async fn insert_many<'e, E>(executor: E, new_jobs: &[NewJob]) -> StoreResult<Vec<JobId>>
+where
+    E: Executor<'e, Database = Sqlite>,
+{
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        t: &'a str,
+        p: &'a serde_json::Value,
+        pr: i32,
+        m: i32,
+        s: i64,
+        c: i64,
+    }
+    if new_jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Row<'_>> = new_jobs
+        .iter()
+        .map(|j| Row {
+            t: &j.job_type,
+            p: &j.payload,
+            pr: j.priority,
+            m: j.max_retries,
+            s: j.scheduled_at.as_micros(),
+            c: j.created_at.as_micros(),
+        })
+        .collect();
+    let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Database(Box::new(e)))?;
+    let done = sqlx::query_file!("queries/job/insert_many.sql", rows)
+        .execute(executor)
+        .await
+        .map_err(db_error)?;
+    // One statement under the write lock: AUTOINCREMENT hands out
+    // consecutive ids, the last of which SQLite reports.
+    let (last, count) = (done.last_insert_rowid(), done.rows_affected() as i64);
+    Ok((last - count + 1..=last).map(JobId).collect())
+}
+
 fn ids(ids: Vec<i64>) -> Vec<JobId> {
     let mut ids: Vec<JobId> = ids.into_iter().map(JobId).collect();
     ids.sort_unstable();
@@ -56,39 +95,9 @@ impl JobStore for SqliteStore {
     }
 
     async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>> {
-        #[derive(serde::Serialize)]
-        struct Row<'a> {
-            t: &'a str,
-            p: &'a serde_json::Value,
-            pr: i32,
-            m: i32,
-            s: i64,
-            c: i64,
-        }
-        if new_jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<Row<'_>> = new_jobs
-            .iter()
-            .map(|j| Row {
-                t: &j.job_type,
-                p: &j.payload,
-                pr: j.priority,
-                m: j.max_retries,
-                s: j.scheduled_at.as_micros(),
-                c: j.created_at.as_micros(),
-            })
-            .collect();
-        let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Database(Box::new(e)))?;
-        let done = sqlx::query_file!("queries/job/insert_many.sql", rows)
-            .execute(&self.writer)
-            .await
-            .map_err(db_error)?;
+        let ids = insert_many(&self.writer, &new_jobs).await?;
         self.jobs_added();
-        // One statement under the write lock: AUTOINCREMENT hands out
-        // consecutive ids, the last of which SQLite reports.
-        let (last, count) = (done.last_insert_rowid(), done.rows_affected() as i64);
-        Ok((last - count + 1..=last).map(JobId).collect())
+        Ok(ids)
     }
 
     async fn job_claim(&self, params: ClaimParams<'_>) -> StoreResult<Vec<Job>> {

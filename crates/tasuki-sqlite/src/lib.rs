@@ -22,7 +22,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tasuki_core::{
-    Job, JobFor, NewJob, NewUser, Store, StoreError, StoreResult, StoreTx, Timestamp, User,
+    Job, JobFor, JobId, NewJob, NewUser, Store, StoreError, StoreResult, StoreTx, Timestamp, User,
 };
 use tokio::sync::Notify;
 
@@ -174,7 +174,7 @@ impl Store for SqliteStore {
         user: NewUser,
         job: JobFor,
         now: Timestamp,
-    ) -> StoreResult<(User, Job)> {
+    ) -> StoreResult<(User, JobId)> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.signups
             .send(signup::Signup {

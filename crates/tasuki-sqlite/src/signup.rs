@@ -1,11 +1,14 @@
 //! Group commit for signups: one task takes the `user_insert_with_job` calls
-//! that arrive while it is busy and commits them in one transaction, each in
-//! its own savepoint, so one fsync serves many requests and one caller's
-//! failure (a duplicate email) does not undo the others. Every caller is
-//! answered after the commit that holds its rows.
+//! that arrive while it is busy and commits them together: one statement
+//! inserts the users (a taken email inserts nothing, so one caller's
+//! duplicate does not undo the others), one inserts their jobs, one commit
+//! and one fsync serve them all. Every caller is answered after the commit
+//! that holds its rows.
 
 use sqlx::{Executor, Sqlite, SqlitePool};
-use tasuki_core::{Job, JobFor, NewUser, StoreError, StoreResult, Timestamp, User};
+use std::collections::HashMap;
+
+use tasuki_core::{JobFor, JobId, NewJob, NewUser, StoreError, StoreResult, Timestamp, User};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::jobs;
@@ -18,7 +21,7 @@ pub(crate) struct Signup {
     pub(crate) user: NewUser,
     pub(crate) job: JobFor,
     pub(crate) now: Timestamp,
-    pub(crate) reply: oneshot::Sender<StoreResult<(User, Job)>>,
+    pub(crate) reply: oneshot::Sender<StoreResult<(User, JobId)>>,
 }
 
 pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Signup> {
@@ -32,37 +35,90 @@ pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Signup> {
     tx
 }
 
+type Reply = oneshot::Sender<StoreResult<(User, JobId)>>;
+
 async fn commit(writer: &SqlitePool, batch: Vec<Signup>) {
-    let mut answers = Vec::with_capacity(batch.len());
-    let mut tx = match writer.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(error) => return fail_all(batch.into_iter().map(|s| s.reply), &error),
-    };
-    for signup in batch {
-        let result = async {
-            let mut savepoint = sqlx::Connection::begin(&mut *tx).await.map_err(db_error)?;
-            let user = insert_user(&mut *savepoint, signup.user, signup.now).await?;
-            let job = jobs::insert(&mut *savepoint, (signup.job)(&user)).await?;
-            savepoint.commit().await.map_err(db_error)?;
-            Ok((user, job))
-        }
-        .await;
-        answers.push((signup.reply, result));
-    }
-    match tx.commit().await {
-        Ok(()) => {
-            for (reply, result) in answers {
+    let (requests, replies): (Vec<_>, Vec<Reply>) = batch
+        .into_iter()
+        .map(|s| ((s.user, s.job, s.now), s.reply))
+        .unzip();
+    match insert(writer, requests).await {
+        Ok(results) => {
+            for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
             }
         }
-        Err(error) => fail_all(answers.into_iter().map(|(reply, _)| reply), &error),
+        Err(error) => fail_all(replies, &error),
     }
 }
 
-fn fail_all(
-    replies: impl Iterator<Item = oneshot::Sender<StoreResult<(User, Job)>>>,
-    error: &sqlx::Error,
-) {
+/// Two statements for the whole batch: the users, then the jobs of those
+/// whose email was free.
+async fn insert(
+    writer: &SqlitePool,
+    batch: Vec<(NewUser, JobFor, Timestamp)>,
+) -> StoreResult<Vec<StoreResult<(User, JobId)>>> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        email: &'a str,
+        age: i64,
+        name: Option<&'a str>,
+        bio: Option<&'a str>,
+        is_active: bool,
+        additional_data: Option<String>,
+        created_at: i64,
+    }
+    let rows: Vec<Row<'_>> = batch
+        .iter()
+        .map(|(user, _, now)| Row {
+            email: &user.email,
+            age: user.age,
+            name: user.name.as_deref(),
+            bio: user.bio.as_deref(),
+            is_active: user.is_active,
+            additional_data: user
+                .additional_data
+                .as_ref()
+                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+            created_at: now.as_micros(),
+        })
+        .collect();
+    let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Database(Box::new(e)))?;
+    let mut tx = writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(db_error)?;
+    let inserted = sqlx::query_file_as!(UserRow, "queries/user/insert_many.sql", rows)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let mut by_email: HashMap<String, User> = HashMap::with_capacity(inserted.len());
+    for row in inserted {
+        let user = User::try_from(row)?;
+        by_email.insert(user.email.clone(), user);
+    }
+    // The first signup of an email gets the row; any other is a duplicate.
+    let users: Vec<Option<User>> = batch
+        .iter()
+        .map(|(user, _, _)| by_email.remove(&user.email))
+        .collect();
+    let jobs: Vec<NewJob> = batch
+        .into_iter()
+        .zip(&users)
+        .filter_map(|((_, job, _), user)| user.as_ref().map(job))
+        .collect();
+    let mut ids = jobs::insert_many(&mut *tx, &jobs).await?.into_iter();
+    tx.commit().await.map_err(db_error)?;
+    Ok(users
+        .into_iter()
+        .map(|user| match user {
+            Some(user) => Ok((user, ids.next().expect("one job per new user"))),
+            None => Err(StoreError::Duplicate("email".into())),
+        })
+        .collect())
+}
+
+fn fail_all(replies: Vec<Reply>, error: &StoreError) {
     tracing::error!(error = ?error, "a signup batch did not commit");
     for reply in replies {
         let _ = reply.send(Err(StoreError::Database(

@@ -9,5 +9,7 @@ mod run;
 mod worker;
 
 pub use handler::{Handler, JobContext, JobError};
-pub use registry::{EnqueueError, Registry, Violation, child_pointer, violations};
+pub use registry::{
+    EnqueueError, Registry, Violation, canonical_integers, child_pointer, violations,
+};
 pub use worker::{Worker, WorkerConfig, WorkerError};

@@ -81,6 +81,14 @@ impl Registry {
         self.entries.get(job_type).map(|e| &e.handler)
     }
 
+    /// Validates a payload, then returns it with whole numbers as integers:
+    /// what an enqueuer stores.
+    pub fn prepare(&self, job_type: &str, mut payload: Value) -> Result<Value, EnqueueError> {
+        self.validate(job_type, &payload)?;
+        canonical_integers(&mut payload);
+        Ok(payload)
+    }
+
     /// Checks that the job type is known and the payload matches its schema,
     /// naming every violation.
     pub fn validate(&self, job_type: &str, payload: &Value) -> Result<(), EnqueueError> {
@@ -104,6 +112,25 @@ impl Registry {
                 violations,
             })
         }
+    }
+}
+
+/// Rewrites whole numbers written as floats (`5.0`, `1e3`) as integers, at
+/// any depth. JSON Schema counts them as integers, so they pass validation;
+/// this makes them integers for every reader after it too.
+pub fn canonical_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9_007_199_254_740_992.0
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(canonical_integers),
+        Value::Object(map) => map.values_mut().for_each(canonical_integers),
+        _ => {}
     }
 }
 
@@ -189,6 +216,19 @@ mod tests {
         let mut pointers: Vec<&str> = violations.iter().map(|v| v.pointer.as_str()).collect();
         pointers.sort_unstable();
         assert_eq!(pointers, ["/email", "/extra", "/times", "/x~1y"]);
+    }
+
+    #[test]
+    fn prepared_payloads_hold_integers_where_whole_numbers_were_floats() {
+        let registry = Registry::new().register(Greet);
+        let payload = registry
+            .prepare("greet", json!({"email": "a@example.com", "times": 2.0}))
+            .unwrap();
+        assert_eq!(payload, json!({"email": "a@example.com", "times": 2}));
+        assert!(payload["times"].is_i64());
+        let mut mixed = json!([1.5, 3.0, {"x": -4e0}, "7.0"]);
+        canonical_integers(&mut mixed);
+        assert_eq!(mixed.to_string(), r#"[1.5,3,{"x":-4},"7.0"]"#);
     }
 
     #[test]

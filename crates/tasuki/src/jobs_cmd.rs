@@ -66,7 +66,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobsCommand) -> anyhow::Re
 fn new_jobs(args: &EnqueueArgs) -> anyhow::Result<Vec<NewJob>> {
     let payload: serde_json::Value = serde_json::from_str(&args.payload)
         .with_context(|| format!("the payload is not valid JSON: {}", args.payload))?;
-    config::registry().validate(&args.job_type, &payload)?;
+    let payload = config::registry().prepare(&args.job_type, payload)?;
     let now = Timestamp::now();
     let scheduled_at = match (&args.run_at, args.delay) {
         (Some(at), _) => Timestamp::parse_rfc3339(at).with_context(|| {
@@ -75,6 +75,9 @@ fn new_jobs(args: &EnqueueArgs) -> anyhow::Result<Vec<NewJob>> {
         (None, Some(delay)) => now.saturating_add(delay),
         (None, None) => now,
     };
+    if scheduled_at > Timestamp::LATEST {
+        anyhow::bail!("the job would be due after the year 9999");
+    }
     let job = NewJob::new(&args.job_type, payload, now)
         .priority(args.priority)
         .max_retries(args.max_retries)

@@ -30,12 +30,14 @@ pub(crate) fn init(level: &str, format: LogFormat, service: bool) -> anyhow::Res
         (true, true) => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
         (true, false) => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(true)
+            .with_span_list(false)
             .with_writer(std::io::stderr)
             .try_init(),
         (false, true) => builder.try_init(),

@@ -52,6 +52,34 @@ async fn enqueue_checks_the_payload_against_its_types_schema() {
         (201, Some("2030-01-01T00:00:00Z"))
     );
     assert_eq!(app.count("jobs").await, 2);
+
+    // Whole numbers written as floats are stored as integers, which is what the handlers read.
+    let reply = app
+        .post_json(
+            "/jobs",
+            "/jobs",
+            &json!({"job_type": "probe", "payload": {"sleep_ms": 5.0}}),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+    assert!(reply.body["payload"]["sleep_ms"].is_i64(), "{}", reply.body);
+    // The delay is bounded: six digits, and never past the year 9999.
+    let reply = app
+        .post_json(
+            "/jobs",
+            "/jobs",
+            &json!({"job_type": "probe", "payload": {}, "delay": "999999d"}),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+    let reply = app
+        .post_json(
+            "/jobs",
+            "/jobs",
+            &json!({"job_type": "probe", "payload": {}, "delay": "9999999d"}),
+        )
+        .await;
+    assert_eq!(reply.pointers(), ["/delay"]);
 }
 
 #[tokio::test]

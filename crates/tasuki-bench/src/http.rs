@@ -1,0 +1,270 @@
+//! The HTTP benchmark: `POST /users` under wrk, tasuki against a baseline.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tasuki_sqlite::{SqliteConfig, SqliteStore};
+
+#[derive(clap::Args)]
+pub(crate) struct HttpArgs {
+    /// The release build of the tasuki binary.
+    #[arg(long, default_value = "target/release/tasuki")]
+    tasuki: PathBuf,
+    /// How long each load runs.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Open connections.
+    #[arg(long, default_value_t = 50)]
+    connections: u32,
+    /// wrk threads.
+    #[arg(long, default_value_t = 1)]
+    threads: u32,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct BaselineArgs {
+    #[arg(long)]
+    db: PathBuf,
+    #[arg(long)]
+    port: u16,
+}
+
+/// One load's numbers, read from wrk's report.
+struct Load {
+    created_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<()> {
+    ensure!(
+        Command::new("wrk").arg("--version").output().is_ok(),
+        "wrk is not installed (apt-get install wrk)"
+    );
+    ensure!(
+        args.tasuki.exists(),
+        "{} is missing: build it with cargo build --release -p tasuki",
+        args.tasuki.display()
+    );
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("users.lua");
+    std::fs::write(&script, WRK_SCRIPT)?;
+    println!(
+        "http benchmark: POST /users, wrk -t{} -c{} -d{}s, synchronous=FULL, on loopback",
+        args.threads,
+        args.connections,
+        args.duration.as_secs()
+    );
+
+    let port = free_port()?;
+    let db = dir.path().join("tasuki.db");
+    let server = Server(
+        Command::new(&args.tasuki)
+            .arg("run")
+            .env_clear()
+            .env("DATABASE_URL", &db)
+            .env("PORT", port.to_string())
+            .env("SQLITE_SYNCHRONOUS", "full")
+            .env("LOG_LEVEL", "warn")
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    wait_ready(port).await?;
+    let tasuki = load(&args, &script, port, "tasuki")?;
+    let users = count_users(&db).await?;
+    drop(server);
+
+    let port = free_port()?;
+    let base_db = dir.path().join("baseline.db");
+    let baseline_server = Server(
+        Command::new(std::env::current_exe()?)
+            .args(["baseline", "--db"])
+            .arg(&base_db)
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    wait_ready(port).await?;
+    let baseline = load(&args, &script, port, "baseline")?;
+    drop(baseline_server);
+
+    for (name, l) in [("tasuki", &tasuki), ("baseline", &baseline)] {
+        println!(
+            "{name:>8}: {:.0} users created/s | p50 {:.2} ms | p99 {:.2} ms | non-2xx {}",
+            l.created_per_sec, l.p50_ms, l.p99_ms, l.errors
+        );
+    }
+    println!(
+        "tasuki / baseline: {:.0}% of the throughput; {} users in tasuki's database",
+        100.0 * tasuki.created_per_sec / baseline.created_per_sec,
+        users
+    );
+    Ok(())
+}
+
+const WRK_SCRIPT: &str = r#"
+local counter = 0
+local id = 0
+function setup(thread)
+  id = id + 1
+  thread:set("tid", id)
+end
+function request()
+  counter = counter + 1
+  local body = string.format('{"email":"u%d-%d@example.com","age":30,"name":"Load"}', tid, counter)
+  return wrk.format("POST", "/users", {["Content-Type"] = "application/json"}, body)
+end
+"#;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_ready(port: u16) -> anyhow::Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("nothing listens on {addr}")
+}
+
+fn load(args: &HttpArgs, script: &Path, port: u16, name: &str) -> anyhow::Result<Load> {
+    let output = Command::new("wrk")
+        .args([
+            "-t",
+            &args.threads.to_string(),
+            "-c",
+            &args.connections.to_string(),
+        ])
+        .args([
+            "-d",
+            &format!("{}s", args.duration.as_secs()),
+            "--latency",
+            "-s",
+        ])
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}/users"))
+        .output()
+        .context("running wrk")?;
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    ensure!(output.status.success(), "wrk failed on {name}: {report}");
+    let field = |prefix: &str| -> Option<&str> {
+        report
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().last())
+    };
+    let requests: f64 = field("Requests/sec:").context("no Requests/sec")?.parse()?;
+    let errors: u64 = field("Non-2xx or 3xx responses:").map_or(Ok(0), str::parse)?;
+    let total: f64 = report
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .context("no request count")?
+        .parse()?;
+    let created = requests * (total - errors as f64) / total;
+    Ok(Load {
+        created_per_sec: created,
+        p50_ms: millis(field("50%").context("no p50")?)?,
+        p99_ms: millis(field("99%").context("no p99")?)?,
+        errors,
+    })
+}
+
+/// wrk prints latencies like `812.00us`, `3.21ms` or `1.02s`.
+fn millis(text: &str) -> anyhow::Result<f64> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        bail!("unknown latency {text}")
+    };
+    Ok(number.parse::<f64>()? * factor)
+}
+
+async fn count_users(db: &Path) -> anyhow::Result<i64> {
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(db)).await?;
+    Ok(sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await?)
+}
+
+#[derive(serde::Deserialize)]
+struct NewUser {
+    email: String,
+    age: i64,
+    name: Option<String>,
+}
+
+/// The baseline: the same table and pragmas, one insert per request in its
+/// own commit, no validation, no job, no middleware.
+pub(crate) async fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
+    drop(SqliteStore::open(&SqliteConfig::new(&args.db)).await?); // the schema
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(&args.db)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10)),
+        )
+        .await?;
+    let app = axum::Router::new()
+        .route("/users", axum::routing::post(create))
+        .with_state(pool);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn create(
+    State(pool): State<SqlitePool>,
+    Json(user): Json<NewUser>,
+) -> Result<(StatusCode, Json<serde_json::Value>), StatusCode> {
+    let now = tasuki_core::Timestamp::now().as_micros();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (email, age, name, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+    )
+    .bind(&user.email)
+    .bind(user.age)
+    .bind(&user.name)
+    .bind(now)
+    .fetch_one(&pool)
+    .await
+    .map_err(|_| StatusCode::CONFLICT)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            serde_json::json!({"id": id, "email": user.email, "age": user.age, "name": user.name}),
+        ),
+    ))
+}
