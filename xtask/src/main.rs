@@ -4,6 +4,7 @@
 //!   from a scratch database built by the crate's own migrations.
 //! - `sqlx-check`: fails when the committed `.sqlx/` data is not current.
 //! - `check-core`: fails when the core crate depends on I/O (sqlx, tokio, axum…).
+//! - `fuzz-contract`: schemathesis against a running `tasuki run`, all checks.
 //! - `bench queue|http [ARGS]`: the benchmarks, built in release mode.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 
+mod fuzz;
 mod sqlx_data;
 
 fn main() -> Result<()> {
@@ -20,9 +22,10 @@ fn main() -> Result<()> {
         Some("sqlx-prepare") => sqlx_data::prepare(&root),
         Some("sqlx-check") => sqlx_data::check(&root),
         Some("check-core") => check_core(&root),
+        Some("fuzz-contract") => fuzz::contract(&root),
         Some("bench") => bench(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-core | bench queue|http [ARGS]>"
+            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-core | fuzz-contract | bench queue|http [ARGS]>"
         ),
     }
 }
