@@ -9,7 +9,7 @@ use tasuki_core::{
 };
 
 use crate::rows::{UserRow, db_error};
-use crate::{SqliteStore, jobs};
+use crate::{Commit, SqliteStore, jobs};
 
 #[async_trait]
 impl AppStore for SqliteStore {
@@ -52,9 +52,8 @@ impl AppStore for SqliteStore {
 
     async fn user_onboard(&self, o: Onboarding) -> StoreResult<OnboardOutcome> {
         let now = o.now.as_micros();
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
+        let mut conn = self.write(Commit::Bookkeeping).await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
             .await
             .map_err(db_error)?;
         let first_time = sqlx::query_file!("queries/user/mark_onboarded.sql", o.user_id, now)
@@ -149,7 +148,7 @@ impl AppStore for SqliteStore {
     async fn email_mark_sent(&self, id: i64, now: Timestamp) -> StoreResult<bool> {
         let at = now.as_micros();
         let done = sqlx::query_file!("queries/email/mark_sent.sql", id, at)
-            .execute(&self.writer)
+            .execute(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
         Ok(done.rows_affected() == 1)
@@ -164,7 +163,7 @@ impl AppStore for SqliteStore {
     ) -> StoreResult<()> {
         let at = at.as_micros();
         sqlx::query_file!("queries/probe/start.sql", job_id.0, attempt, worker, at)
-            .execute(&self.writer)
+            .execute(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -173,7 +172,7 @@ impl AppStore for SqliteStore {
     async fn probe_run_end(&self, job_id: JobId, attempt: i32, at: Timestamp) -> StoreResult<()> {
         let at = at.as_micros();
         sqlx::query_file!("queries/probe/end.sql", job_id.0, attempt, at)
-            .execute(&self.writer)
+            .execute(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
         Ok(())

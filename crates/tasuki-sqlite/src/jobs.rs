@@ -11,8 +11,8 @@ use tasuki_core::{
     LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp,
 };
 
-use crate::SqliteStore;
 use crate::rows::{JobRow, db_error, jobs};
+use crate::{Commit, SqliteStore};
 
 pub(crate) async fn insert<'e, E>(executor: E, job: NewJob) -> StoreResult<Job>
 where
@@ -89,13 +89,13 @@ fn json_array(items: impl Iterator<Item = serde_json::Value>) -> String {
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn job_insert(&self, job: NewJob) -> StoreResult<Job> {
-        let job = insert(&self.writer, job).await?;
+        let job = insert(&mut *self.write(Commit::Acknowledged).await?, job).await?;
         self.jobs_added();
         Ok(job)
     }
 
     async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>> {
-        let ids = insert_many(&self.writer, &new_jobs).await?;
+        let ids = insert_many(&mut *self.write(Commit::Acknowledged).await?, &new_jobs).await?;
         self.jobs_added();
         Ok(ids)
     }
@@ -114,7 +114,7 @@ impl JobStore for SqliteStore {
             now,
             limit
         )
-        .fetch_all(&self.writer)
+        .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
         .await
         .map_err(db_error)?;
         let mut claimed = jobs(rows)?;
@@ -138,7 +138,7 @@ impl JobStore for SqliteStore {
         }));
         let now = now.as_micros();
         let done = sqlx::query_file_scalar!("queries/job/complete_many.sql", now, rows)
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
         Ok(ids(done))
@@ -158,7 +158,7 @@ impl JobStore for SqliteStore {
         }));
         let now = now.as_micros();
         let failed = sqlx::query_file_scalar!("queries/job/fail_many.sql", now, rows)
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
         Ok(ids(failed))
@@ -179,7 +179,7 @@ impl JobStore for SqliteStore {
         );
         let now = now.as_micros();
         let released = sqlx::query_file_scalar!("queries/job/release_many.sql", now, rows)
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
         self.jobs_added();
@@ -194,7 +194,7 @@ impl JobStore for SqliteStore {
     ) -> StoreResult<u64> {
         let (now, lease) = (now.as_micros(), lease_expires_at.as_micros());
         let done = sqlx::query_file!("queries/job/heartbeat.sql", owner, now, lease)
-            .execute(&self.writer)
+            .execute(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
         Ok(done.rows_affected())
@@ -203,7 +203,7 @@ impl JobStore for SqliteStore {
     async fn job_rescue_expired(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<JobId>> {
         let now = now.as_micros();
         let rescued = sqlx::query_file_scalar!("queries/job/rescue_expired.sql", now, limit)
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
         if !rescued.is_empty() {
@@ -215,7 +215,7 @@ impl JobStore for SqliteStore {
     async fn job_retry(&self, id: JobId, now: Timestamp) -> StoreResult<Job> {
         let at = now.as_micros();
         let row = sqlx::query_file_as!(JobRow, "queries/job/retry.sql", id.0, at)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *self.write(Commit::Acknowledged).await?)
             .await
             .map_err(db_error)?;
         let job = self
@@ -228,7 +228,7 @@ impl JobStore for SqliteStore {
     async fn job_cancel(&self, id: JobId, now: Timestamp) -> StoreResult<Job> {
         let at = now.as_micros();
         let row = sqlx::query_file_as!(JobRow, "queries/job/cancel.sql", id.0, at)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *self.write(Commit::Acknowledged).await?)
             .await
             .map_err(db_error)?;
         self.changed_or_conflict(id, row, "only a job that has not started can be cancelled")
@@ -322,7 +322,7 @@ impl JobStore for SqliteStore {
             now,
             until
         )
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *self.write(Commit::Bookkeeping).await?)
         .await
         .map_err(db_error)?;
         Ok(held.is_some())
@@ -330,7 +330,7 @@ impl JobStore for SqliteStore {
 
     async fn leader_release(&self, name: &str, owner: &str) -> StoreResult<()> {
         sqlx::query_file!("queries/leader/release.sql", name, owner)
-            .execute(&self.writer)
+            .execute(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
         Ok(())

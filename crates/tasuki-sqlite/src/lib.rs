@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Sqlite;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -53,6 +55,42 @@ impl FromStr for Durability {
             )),
         }
     }
+}
+
+/// Who waits on a write's commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// A caller is told "done" after it: it must survive power loss.
+    Acknowledged,
+    /// The queue's own state, which a crash may roll back to an earlier,
+    /// consistent point: the job then runs again.
+    Bookkeeping,
+}
+
+/// The writer, set to commit as `commit` asks. With `Durability::Full`,
+/// acknowledged writes (enqueues, signups, retry, cancel) commit with
+/// `synchronous=FULL`; the worker's bookkeeping (claims, outcomes, leases,
+/// job effects) commits with `NORMAL`. Every acknowledged write stays
+/// durable: WAL recovery can lose only the newest commits, and a FULL commit
+/// syncs every commit before it.
+pub(crate) async fn writer(
+    pool: &SqlitePool,
+    durability: Durability,
+    commit: Commit,
+) -> StoreResult<PoolConnection<Sqlite>> {
+    let mut conn = pool.acquire().await.map_err(db_error)?;
+    if durability == Durability::Full {
+        // Outside any transaction: SQLite ignores a change inside one.
+        let pragma = match commit {
+            Commit::Acknowledged => "PRAGMA synchronous = FULL",
+            Commit::Bookkeeping => "PRAGMA synchronous = NORMAL",
+        };
+        sqlx::query(pragma)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(conn)
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +140,7 @@ impl SqliteConfig {
 
 pub struct SqliteStore {
     writer: SqlitePool,
+    durability: Durability,
     reader: SqlitePool,
     watch: watch::Watch,
     /// The group-commit writer of `user_insert_with_job`.
@@ -132,9 +171,10 @@ impl SqliteStore {
             .await
             .map_err(db_error)?;
         let watch = watch::Watch::new(options.read_only(true));
-        let signups = signup::spawn(writer.clone());
+        let signups = signup::spawn(writer.clone(), config.durability);
         Ok(Self {
             writer,
+            durability: config.durability,
             reader,
             watch,
             signups,
@@ -149,6 +189,10 @@ impl SqliteStore {
             .map(|m| (m.version, m.description.to_string()))
     }
 
+    pub(crate) async fn write(&self, commit: Commit) -> StoreResult<PoolConnection<Sqlite>> {
+        writer(&self.writer, self.durability, commit).await
+    }
+
     fn jobs_added(&self) {
         self.jobs_added.notify_one();
     }
@@ -157,9 +201,10 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
+        let conn = self.write(Commit::Acknowledged).await?;
+        // `Transaction::begin` is how sqlx's own `Pool::begin_with` makes a
+        // transaction that owns its connection.
+        let tx = sqlx::Transaction::begin(conn, Some("BEGIN IMMEDIATE".into()))
             .await
             .map_err(db_error)?;
         Ok(Box::new(SqliteTx {

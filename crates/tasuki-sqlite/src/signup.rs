@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use tasuki_core::{JobFor, JobId, NewJob, NewUser, StoreError, StoreResult, Timestamp, User};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::jobs;
 use crate::rows::{UserRow, db_error};
+use crate::{Commit, Durability, jobs};
 
 /// The most signups one transaction takes.
 const BATCH: usize = 512;
@@ -24,12 +24,13 @@ pub(crate) struct Signup {
     pub(crate) reply: oneshot::Sender<StoreResult<(User, JobId)>>,
 }
 
-pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Signup> {
+pub(crate) fn spawn(writer: SqlitePool, durability: Durability) -> mpsc::UnboundedSender<Signup> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Signup>();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
-            commit(&writer, std::mem::take(&mut batch)).await;
+            tracing::debug!(signups = batch.len(), "committing a signup batch");
+            commit(&writer, durability, std::mem::take(&mut batch)).await;
         }
     });
     tx
@@ -37,12 +38,12 @@ pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Signup> {
 
 type Reply = oneshot::Sender<StoreResult<(User, JobId)>>;
 
-async fn commit(writer: &SqlitePool, batch: Vec<Signup>) {
+async fn commit(writer: &SqlitePool, durability: Durability, batch: Vec<Signup>) {
     let (requests, replies): (Vec<_>, Vec<Reply>) = batch
         .into_iter()
         .map(|s| ((s.user, s.job, s.now), s.reply))
         .unzip();
-    match insert(writer, requests).await {
+    match insert(writer, durability, requests).await {
         Ok(results) => {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
@@ -56,6 +57,7 @@ async fn commit(writer: &SqlitePool, batch: Vec<Signup>) {
 /// whose email was free.
 async fn insert(
     writer: &SqlitePool,
+    durability: Durability,
     batch: Vec<(NewUser, JobFor, Timestamp)>,
 ) -> StoreResult<Vec<StoreResult<(User, JobId)>>> {
     #[derive(serde::Serialize)]
@@ -84,8 +86,8 @@ async fn insert(
         })
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Database(Box::new(e)))?;
-    let mut tx = writer
-        .begin_with("BEGIN IMMEDIATE")
+    let mut conn = crate::writer(writer, durability, Commit::Acknowledged).await?;
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
         .await
         .map_err(db_error)?;
     let inserted = sqlx::query_file_as!(UserRow, "queries/user/insert_many.sql", rows)
