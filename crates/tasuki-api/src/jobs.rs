@@ -48,6 +48,14 @@ pub(crate) async fn create(
         }
         (None, None) => now,
     };
+    if scheduled_at > Timestamp::LATEST {
+        let field = if body["run_at"].is_string() {
+            "/run_at"
+        } else {
+            "/delay"
+        };
+        return Err(invalid(field, "schedules the job after the year 9999"));
+    }
     let mut job = NewJob::new(job_type, payload, now).scheduled_at(scheduled_at);
     if let Some(priority) = body["priority"].as_i64() {
         job = job.priority(

@@ -12,7 +12,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::ApiConfig;
@@ -24,17 +23,35 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Wraps the routes, outermost first: request id, span, access log and
 /// metrics, panic catcher, timeout, request id echo.
 pub(crate) fn around(api: Router, config: &ApiConfig) -> Router {
-    api.layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+    let limit = config.request_timeout;
+    api.layer(axum::middleware::from_fn(move |request: Request, next: Next| timeout(limit, request, next)))
         .layer(CatchPanicLayer::custom(|_| {
             problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error", None)
         }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(axum::middleware::from_fn(access_log))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", request_id = %id, method = %request.method(), uri = %request.uri())
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// A request that takes longer than `REQUEST_TIMEOUT` is dropped and
+/// answered with a problem.
+async fn timeout(limit: std::time::Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "Request timed out",
+            Some(format!(
+                "the request took longer than {} ms",
+                limit.as_millis()
+            )),
+        ),
+    }
 }
 
 /// One log line and two metrics per request, labelled by the route template

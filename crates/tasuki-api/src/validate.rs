@@ -168,7 +168,12 @@ pub(crate) async fn layer(
     else {
         return next.run(request).await;
     };
-    let Some(op) = validator.operations.get(&(request.method().clone(), path)) else {
+    // axum answers HEAD with the GET handler, so HEAD is checked as GET.
+    let method = match request.method() {
+        &Method::HEAD => Method::GET,
+        other => other.clone(),
+    };
+    let Some(op) = validator.operations.get(&(method, path)) else {
         return next.run(request).await;
     };
     match check(&validator, op, &mut request).await {
@@ -365,7 +370,9 @@ fn integers_as_integers(
             integers_as_integers(value, sub, root, at, out);
         }
     }
-    if let Some(then) = schema.get("then") {
+    if let Some(then) = schema.get("then")
+        && if_matches(value, &schema["if"])
+    {
         integers_as_integers(value, then, root, at, out);
     }
     let wants_integer = match &schema["type"] {
@@ -404,6 +411,20 @@ fn integers_as_integers(
         }
         _ => {}
     }
+}
+
+/// Whether an `if` of the shapes the contract uses (`required` and `const`
+/// properties) holds; any other `if` is taken to hold, which can only add checks.
+fn if_matches(value: &Value, condition: &Value) -> bool {
+    let required = condition["required"].as_array().into_iter().flatten();
+    let present = required
+        .filter_map(Value::as_str)
+        .all(|name| value.get(name).is_some());
+    let consts = condition["properties"].as_object().into_iter().flatten();
+    let equal = consts
+        .filter_map(|(name, sub)| sub.get("const").map(|c| (name, c)))
+        .all(|(name, c)| value.get(name).is_none_or(|v| v == c));
+    present && equal
 }
 
 fn resolve<'a>(schema: &'a Value, root: &'a Value) -> &'a Value {

@@ -145,8 +145,9 @@ pub async fn heartbeat_extends_only_live_leases_of_owner(store: Arc<dyn Store>) 
     let ids = store.job_insert_many(jobs).await.unwrap();
     claim(&store, "a", 2, T0).await;
     claim(&store, "b", 1, T0).await;
+    // a renews the jobs it names, and only those it holds (not b's ids[2]).
     let extended = store
-        .job_heartbeat("a", at(secs(10)), at(secs(100)))
+        .job_heartbeat("a", &ids, at(secs(10)), at(secs(100)))
         .await
         .unwrap();
     assert_eq!(extended, 2);
@@ -158,10 +159,20 @@ pub async fn heartbeat_extends_only_live_leases_of_owner(store: Arc<dyn Store>) 
         store.job_get(ids[2]).await.unwrap().lease_expires_at,
         Some(at(LEASE))
     );
+    // A job a stopped naming (its outcome could not be written) is let go.
+    let renewed = store
+        .job_heartbeat("a", &ids[..1], at(secs(90)), at(secs(150)))
+        .await
+        .unwrap();
+    assert_eq!(renewed, 1);
+    assert_eq!(
+        store.job_get(ids[1]).await.unwrap().lease_expires_at,
+        Some(at(secs(100)))
+    );
     // b's lease has expired: a heartbeat does not bring it back.
     assert_eq!(
         store
-            .job_heartbeat("b", at(LEASE), at(secs(200)))
+            .job_heartbeat("b", &ids, at(LEASE), at(secs(200)))
             .await
             .unwrap(),
         0
@@ -172,6 +183,13 @@ pub async fn heartbeat_extends_only_live_leases_of_owner(store: Arc<dyn Store>) 
             .await
             .unwrap(),
         [ids[2]]
+    );
+    assert_eq!(
+        store
+            .job_heartbeat("a", &[], at(LEASE), at(secs(200)))
+            .await
+            .unwrap(),
+        0
     );
 }
 

@@ -113,10 +113,12 @@ pub trait JobStore: Send + Sync {
         now: Timestamp,
         releases: Vec<Release>,
     ) -> StoreResult<Vec<JobId>>;
-    /// Extends the unexpired leases held by `owner`; returns how many.
+    /// Extends the unexpired leases that `owner` holds on these jobs (the
+    /// ones it is still running or recording); returns how many.
     async fn job_heartbeat(
         &self,
         owner: &str,
+        ids: &[JobId],
         now: Timestamp,
         lease_expires_at: Timestamp,
     ) -> StoreResult<u64>;

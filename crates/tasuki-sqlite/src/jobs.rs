@@ -189,11 +189,16 @@ impl JobStore for SqliteStore {
     async fn job_heartbeat(
         &self,
         owner: &str,
+        ids: &[JobId],
         now: Timestamp,
         lease_expires_at: Timestamp,
     ) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = json_array(ids.iter().map(|id| json!(id.0)));
         let (now, lease) = (now.as_micros(), lease_expires_at.as_micros());
-        let done = sqlx::query_file!("queries/job/heartbeat.sql", owner, now, lease)
+        let done = sqlx::query_file!("queries/job/heartbeat.sql", owner, now, lease, ids)
             .execute(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;

@@ -144,7 +144,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     watch: watch::Watch,
     /// The group-commit writer of `user_insert_with_job`.
-    signups: tokio::sync::mpsc::UnboundedSender<signup::Signup>,
+    signups: tokio::sync::mpsc::Sender<signup::Signup>,
     /// Wakes waiters in this process when jobs become due.
     jobs_added: Arc<Notify>,
 }
@@ -228,6 +228,7 @@ impl Store for SqliteStore {
                 now,
                 reply,
             })
+            .await
             .map_err(|_| StoreError::Database("the signup writer has stopped".into()))?;
         let result = answer
             .await

@@ -7,6 +7,9 @@
 
 use sqlx::{Executor, Sqlite, SqlitePool};
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use tasuki_core::{JobFor, JobId, NewJob, NewUser, StoreError, StoreResult, Timestamp, User};
 use tokio::sync::{mpsc, oneshot};
@@ -24,11 +27,20 @@ pub(crate) struct Signup {
     pub(crate) reply: oneshot::Sender<StoreResult<(User, JobId)>>,
 }
 
-pub(crate) fn spawn(writer: SqlitePool, durability: Durability) -> mpsc::UnboundedSender<Signup> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Signup>();
+/// How many signups may wait; callers beyond it wait to enqueue (backpressure).
+const QUEUE: usize = 8 * BATCH;
+
+pub(crate) fn spawn(writer: SqlitePool, durability: Durability) -> mpsc::Sender<Signup> {
+    let (tx, mut rx) = mpsc::channel::<Signup>(QUEUE);
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
+            // A caller that stopped waiting (its request timed out) is not
+            // written: nobody would learn that it was.
+            batch.retain(|s| !s.reply.is_closed());
+            if batch.is_empty() {
+                continue;
+            }
             tracing::debug!(signups = batch.len(), "committing a signup batch");
             commit(&writer, durability, std::mem::take(&mut batch)).await;
         }
@@ -43,13 +55,21 @@ async fn commit(writer: &SqlitePool, durability: Durability, batch: Vec<Signup>)
         .into_iter()
         .map(|s| ((s.user, s.job, s.now), s.reply))
         .unzip();
-    match insert(writer, durability, requests).await {
-        Ok(results) => {
+    // A panicking job builder fails its batch (rolled back), not the writer.
+    let inserted = AssertUnwindSafe(insert(writer, durability, requests))
+        .catch_unwind()
+        .await;
+    match inserted {
+        Ok(Ok(results)) => {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
             }
         }
-        Err(error) => fail_all(replies, &error),
+        Ok(Err(error)) => fail_all(replies, &error),
+        Err(_) => fail_all(
+            replies,
+            &StoreError::Database("a job builder panicked".into()),
+        ),
     }
 }
 

@@ -112,6 +112,7 @@ impl Shared {
                 .job_complete_many(now, c)),
             self.write("fail", failures, |f| self.store.job_fail_many(now, f)),
         );
+        self.let_go(outcomes.iter().map(|o| o.id));
         for outcome in outcomes {
             let accepted = match outcome.result {
                 Ok(_) => completed.binary_search(&outcome.id).is_ok(),
@@ -145,6 +146,8 @@ impl Shared {
                     delay *= 2;
                 }
                 Err(error) => {
+                    // The caller lets these jobs go: no heartbeat renews them,
+                    // their leases expire and they are rescued.
                     tracing::error!(worker_id = %self.config.id, error = ?error, "cannot {what} jobs; their leases will expire and they will run again");
                     return Vec::new();
                 }

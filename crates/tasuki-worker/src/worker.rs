@@ -2,8 +2,9 @@
 //! concurrently under leases kept alive by heartbeats, writes their outcomes
 //! in batches, and stops gracefully.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tasuki_core::{ClaimParams, Clock, Job, JobId, Release, RetryPolicy, Store, StoreError};
@@ -61,6 +62,34 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The jobs this worker claimed and has not yet recorded: the leases its
+    /// heartbeats renew. A job whose outcome cannot be written leaves it, so
+    /// its lease expires and it is rescued.
+    held: Mutex<HashSet<JobId>>,
+}
+
+impl Shared {
+    fn hold(&self, jobs: &[Job]) {
+        self.lock_held().extend(jobs.iter().map(|j| j.id));
+    }
+
+    pub(crate) fn let_go(&self, ids: impl IntoIterator<Item = JobId>) {
+        let mut held = self.lock_held();
+        for id in ids {
+            held.remove(&id);
+        }
+    }
+
+    fn held(&self) -> Vec<JobId> {
+        self.lock_held().iter().copied().collect()
+    }
+
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<JobId>> {
+        // The set stays consistent whatever panicked while holding it.
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[derive(Clone)]
@@ -81,6 +110,7 @@ impl Worker {
                 store,
                 registry,
                 clock,
+                held: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -117,7 +147,8 @@ impl Worker {
 
     async fn claim(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
         let now = self.shared.clock.now();
-        self.shared
+        let jobs = self
+            .shared
             .store
             .job_claim(ClaimParams {
                 owner: &self.shared.config.id,
@@ -125,7 +156,9 @@ impl Worker {
                 now,
                 lease_expires_at: now.saturating_add(self.shared.config.lease),
             })
-            .await
+            .await?;
+        self.shared.hold(&jobs);
+        Ok(jobs)
     }
 
     /// Runs until `shutdown` is cancelled, then stops claiming, lets in-flight
@@ -142,13 +175,13 @@ impl Worker {
         let maintenance = tokio::spawn(crate::maintenance::run(shared.clone(), background.clone()));
 
         let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        let mut running: JoinSet<JobId> = JoinSet::new();
-        let mut in_flight: HashMap<JobId, i32> = HashMap::new();
+        let mut running: JoinSet<(JobId, i32)> = JoinSet::new();
+        let mut in_flight: HashSet<(JobId, i32)> = HashSet::new();
         let mut store_errors = 0u32;
         loop {
             while let Some(done) = running.try_join_next() {
-                if let Ok(id) = done {
-                    in_flight.remove(&id);
+                if let Ok(attempt) = done {
+                    in_flight.remove(&attempt);
                 }
             }
             let first = tokio::select! {
@@ -184,15 +217,15 @@ impl Worker {
                 }
             }
             for (job, permit) in jobs.into_iter().zip(permits) {
-                in_flight.insert(job.id, job.attempt);
+                let attempt = (job.id, job.attempt);
+                in_flight.insert(attempt);
                 let (shared, outcomes) = (shared.clone(), outcomes.clone());
                 running.spawn(async move {
-                    let id = job.id;
                     let outcome = shared.execute(job).await;
                     drop(permit);
                     // The recorder outlives every job task.
                     let _ = outcomes.send(outcome);
-                    id
+                    attempt
                 });
             }
         }
@@ -200,8 +233,8 @@ impl Worker {
         tracing::info!(worker_id = %config.id, in_flight = in_flight.len(), "worker stopping");
         let finish = async {
             while let Some(done) = running.join_next().await {
-                if let Ok(id) = done {
-                    in_flight.remove(&id);
+                if let Ok(attempt) = done {
+                    in_flight.remove(&attempt);
                 }
             }
         };
@@ -214,6 +247,10 @@ impl Worker {
         }
         drop(outcomes);
         let _ = recorder.await;
+        // Heartbeats stop before the hand-back: if it fails, the leases
+        // expire and the jobs are rescued.
+        background.cancel();
+        let _ = tokio::join!(heartbeat, maintenance);
         let releases: Vec<Release> = in_flight
             .into_iter()
             .map(|(id, attempt)| Release { id, attempt })
@@ -225,8 +262,6 @@ impl Worker {
                 .await?;
             tracing::warn!(worker_id = %config.id, jobs = ?released, "jobs still running at the shutdown timeout were handed back");
         }
-        background.cancel();
-        let _ = tokio::join!(heartbeat, maintenance);
         tracing::info!(worker_id = %config.id, "worker stopped");
         Ok(())
     }
@@ -261,11 +296,12 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
+        let held = shared.held();
         let now = shared.clock.now();
         let until = now.saturating_add(shared.config.lease);
         if let Err(error) = shared
             .store
-            .job_heartbeat(&shared.config.id, now, until)
+            .job_heartbeat(&shared.config.id, &held, now, until)
             .await
         {
             tracing::warn!(worker_id = %shared.config.id, error = ?error, "cannot renew leases");

@@ -66,8 +66,21 @@ pub(crate) enum Command {
 }
 
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration like 500ms or 30s: {e}"))
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 500ms or 30s: {e}"))?;
+    if d < Duration::from_millis(1) {
+        return Err(format!("`{text}` is too short: at least 1ms"));
+    }
+    Ok(d)
+}
+
+/// A lease must outlast a few heartbeats' worth of scheduling noise.
+fn lease(text: &str) -> Result<Duration, String> {
+    let d = duration(text)?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("`{text}` is too short for a lease: at least 100ms"));
+    }
+    Ok(d)
 }
 
 #[derive(Args, Debug)]
@@ -76,7 +89,7 @@ pub(crate) struct WorkerArgs {
     #[arg(long, env = "WORKER_COUNT", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) concurrency: u16,
     /// How long a claimed job stays leased without a heartbeat.
-    #[arg(long, env = "LEASE_TIMEOUT", default_value = "30s", value_parser = duration)]
+    #[arg(long, env = "LEASE_TIMEOUT", default_value = "30s", value_parser = lease)]
     pub(crate) lease_timeout: Duration,
     /// How long one attempt may run before it is failed.
     #[arg(long, env = "JOB_TIMEOUT", default_value = "5m", value_parser = duration)]

@@ -17,11 +17,11 @@ pub(crate) async fn run(
     args: &ServeArgs,
     workers: Option<&WorkerArgs>,
 ) -> anyhow::Result<()> {
-    let store = config::open(&config::database(global)?).await?;
+    let database = config::database(global)?;
+    workers.map(worker_cmd::check).transpose()?;
+    let store = config::open(&database).await?;
     let registry = config::registry();
-    let worker = workers
-        .map(|w| worker_cmd::build(global, w, store.clone(), registry.clone()))
-        .transpose()?;
+    let worker = workers.map(|w| worker_cmd::build(global, w, store.clone(), registry.clone()));
     let shutdown = CancellationToken::new();
     let state = AppState {
         store,

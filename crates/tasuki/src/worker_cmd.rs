@@ -13,9 +13,11 @@ use crate::cli::{GlobalArgs, WorkerArgs};
 use crate::config;
 
 pub(crate) async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> {
-    let store = config::open(&config::database(global)?).await?;
+    let database = config::database(global)?;
+    check(args)?;
+    let store = config::open(&database).await?;
     let registry = config::registry();
-    let worker = build(global, args, store.clone(), registry.clone())?;
+    let worker = build(global, args, store.clone(), registry.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     if args.until_empty {
@@ -36,16 +38,21 @@ pub(crate) async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Resul
     Ok(())
 }
 
+/// What clap cannot check alone; called before the database is opened.
+pub(crate) fn check(args: &WorkerArgs) -> anyhow::Result<()> {
+    if args.retry_base_delay > args.retry_max_delay {
+        anyhow::bail!("RETRY_BASE_DELAY must not exceed RETRY_MAX_DELAY");
+    }
+    Ok(())
+}
+
 /// A worker with the settings of the command line and the environment.
 pub(crate) fn build(
     global: &GlobalArgs,
     args: &WorkerArgs,
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
-) -> anyhow::Result<Worker> {
-    if args.retry_base_delay > args.retry_max_delay {
-        anyhow::bail!("RETRY_BASE_DELAY must not exceed RETRY_MAX_DELAY");
-    }
+) -> Worker {
     let mut config = WorkerConfig::new(worker_id());
     config.concurrency = usize::from(args.concurrency);
     config.lease = args.lease_timeout;
@@ -55,7 +62,7 @@ pub(crate) fn build(
         base: args.retry_base_delay,
         max: args.retry_max_delay,
     };
-    Ok(Worker::new(config, store, registry, Arc::new(SystemClock)))
+    Worker::new(config, store, registry, Arc::new(SystemClock))
 }
 
 /// Unique among live and dead workers: host, process and a random tag, so a
@@ -90,10 +97,10 @@ pub(crate) async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 /// Cancels `shutdown` once no job is pending, running or waiting to retry.
-/// It looks after each change to the database, at most four times a second.
+/// It looks four times a second; the store's change signal is left to the
+/// worker, whose wake-ups it would otherwise consume.
 async fn stop_when_empty(store: Arc<dyn Store>, shutdown: CancellationToken) {
     loop {
-        store.job_wait_for_change(Duration::from_secs(1)).await;
         match store.job_stats(tasuki_core::Timestamp::now()).await {
             Ok(stats)
                 if [

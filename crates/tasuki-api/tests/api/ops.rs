@@ -65,6 +65,22 @@ async fn the_contract_is_served_and_requests_carry_ids() {
         )
         .await;
     assert_eq!(echoed.headers["x-request-id"], "trace-me-42");
+    // HEAD is answered by the GET handler, so it is validated as GET.
+    let head = app
+        .client
+        .head(format!("{}/users?limit=5", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let head = app
+        .client
+        .head(format!("{}/jobs/abc", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 400);
+    assert_eq!(head.headers()["content-type"], "application/problem+json");
     let unknown = app
         .client
         .get(format!("{}/nowhere", app.base))

@@ -121,6 +121,15 @@ fn bad_input_is_one_line_on_stderr_a_failure_and_no_write() {
             .unwrap()
             .starts_with("error: DATABASE_URL: unsupported scheme `mysql`")
     );
+    let out = output(db.command().args(["worker"]).env("LEASE_TIMEOUT", "0s"));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a lease too short to renew is refused"
+    );
+    let out = output(db.command().args(["worker"]).env("RETRY_BASE_DELAY", "2h"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!db.path.exists(), "a refused worker opens no database");
     let out = output(db.command().args(["worker"]).env("WORKER_COUNT", "many"));
     assert_eq!(
         out.status.code(),

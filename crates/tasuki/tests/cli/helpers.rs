@@ -71,9 +71,18 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn spawn(db: &Db, env: &[(&str, &str)], args: &[&str]) -> Self {
+        Self::spawn_with(db, "worker", env, args)
+    }
+
+    /// Another long-running command (`run`, `serve`), its log read the same way.
+    pub(crate) fn spawn_command(db: &Db, command: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_with(db, command, env, &[])
+    }
+
+    fn spawn_with(db: &Db, command: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut child = db
             .command()
-            .arg("worker")
+            .arg(command)
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -85,10 +94,10 @@ impl Worker {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
+                // Read to the end even when nobody listens, so the process
+                // never writes into a closed pipe.
                 if let Ok(value) = serde_json::from_str(&line) {
-                    if tx.send(value).is_err() {
-                        return;
-                    }
+                    let _ = tx.send(value);
                 }
             }
         });

@@ -3,4 +3,5 @@
 mod commands;
 mod helpers;
 mod multiprocess;
+mod serve;
 mod shutdown;

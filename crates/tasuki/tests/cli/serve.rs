@@ -1,0 +1,94 @@
+//! `tasuki run` and a worker's `METRICS_PORT`, over real sockets.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{Db, Worker, wait_all};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A minimal HTTP/1.0 exchange: status code and body.
+fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn listening(worker: &Worker) -> String {
+    worker.wait_for("listening", 1, DEADLINE)[0]["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn run_serves_the_api_runs_the_jobs_and_stops_on_sigterm() {
+    let db = Db::new();
+    let server = Worker::spawn_command(&db, "run", &[("PORT", "0"), ("LOG_LEVEL", "info")]);
+    let addr = listening(&server);
+    let body = r#"{"email": "run@example.com", "age": 40, "name": "Run"}"#;
+    let (status, created) = http(
+        &addr,
+        &format!(
+            "POST /users HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(status, 201, "{created}");
+    let created: Value = serde_json::from_str(&created).unwrap();
+    assert_eq!(created["email"], "run@example.com");
+    // The user's job and the email delivery it enqueues both complete in this process.
+    let done = server.wait_for("job completed", 2, DEADLINE);
+    let mut types: Vec<&str> = done
+        .iter()
+        .map(|l| l["job_type"].as_str().unwrap())
+        .collect();
+    types.sort_unstable();
+    assert_eq!(types, ["send_email", "user_created"]);
+    let (status, health) = http(&addr, "GET /health HTTP/1.0\r\n\r\n");
+    assert_eq!(status, 200, "{health}");
+
+    server.signal("-TERM");
+    let status = wait_all(vec![server.child], DEADLINE);
+    assert_eq!(status[0].code(), Some(0));
+}
+
+#[test]
+fn a_worker_serves_health_and_metrics_on_its_metrics_port() {
+    let db = Db::new();
+    db.run(&["jobs", "enqueue", "probe"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let worker = Worker::spawn(&db, &[("METRICS_PORT", &port)], &[]);
+    let addr = format!(
+        "127.0.0.1:{}",
+        listening(&worker).rsplit(':').next().unwrap()
+    );
+    worker.wait_for("job completed", 1, DEADLINE);
+    let (status, health) = http(&addr, "GET /health HTTP/1.0\r\n\r\n");
+    assert_eq!(status, 200, "{health}");
+    let (status, metrics) = http(&addr, "GET /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"jobs_processed_total{job_type="probe",status="completed"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("job_duration_seconds_bucket"), "{metrics}");
+    worker.signal("-TERM");
+    assert_eq!(wait_all(vec![worker.child], DEADLINE)[0].code(), Some(0));
+}
