@@ -15,8 +15,17 @@ pub struct UserCreated;
 #[derive(Deserialize)]
 pub struct Payload {
     user_id: i64,
+    user_data: UserData,
     #[serde(default)]
     additional_props: Map<String, Value>,
+}
+
+/// The user as it was created; onboarding itself reads the stored row (and
+/// fails without retry when the user no longer exists).
+#[derive(Deserialize)]
+pub(crate) struct UserData {
+    email: String,
+    name: Option<String>,
 }
 
 #[async_trait]
@@ -48,13 +57,13 @@ impl Handler for UserCreated {
     }
 
     async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Option<Value>, JobError> {
-        let user = ctx.store.user_get(payload.user_id).await?;
         let profile = derive_profile(&payload.additional_props);
+        let user = &payload.user_data;
         let greeting = user.name.as_deref().unwrap_or(&user.email);
         let outcome = ctx
             .store
             .user_onboard(Onboarding {
-                user_id: user.id,
+                user_id: payload.user_id,
                 profile: profile.clone(),
                 email_kind: "welcome".into(),
                 email_subject: format!("Welcome, {greeting}!"),

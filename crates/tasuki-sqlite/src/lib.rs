@@ -15,6 +15,7 @@ mod watch;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -61,36 +62,72 @@ impl FromStr for Durability {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Commit {
     /// A caller is told "done" after it: it must survive power loss.
-    Acknowledged,
+    Acknowledged = 1,
     /// The queue's own state, which a crash may roll back to an earlier,
     /// consistent point: the job then runs again.
-    Bookkeeping,
+    Bookkeeping = 2,
 }
 
-/// The writer, set to commit as `commit` asks. With `Durability::Full`,
-/// acknowledged writes (enqueues, signups, retry, cancel) commit with
-/// `synchronous=FULL`; the worker's bookkeeping (claims, outcomes, leases,
-/// job effects) commits with `NORMAL`. Every acknowledged write stays
-/// durable: WAL recovery can lose only the newest commits, and a FULL commit
-/// syncs every commit before it.
-pub(crate) async fn writer(
-    pool: &SqlitePool,
+/// The process's one writer connection, and how its commits sync. With
+/// `Durability::Full`, acknowledged writes (enqueues, signups, retry,
+/// cancel) commit with `synchronous=FULL`; the worker's bookkeeping (claims,
+/// outcomes, leases, job effects) with `NORMAL`. Every acknowledged write
+/// stays durable: WAL recovery can lose only the newest commits, and a FULL
+/// commit syncs every commit before it.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    pool: SqlitePool,
     durability: Durability,
-    commit: Commit,
-) -> StoreResult<PoolConnection<Sqlite>> {
-    let mut conn = pool.acquire().await.map_err(db_error)?;
-    if durability == Durability::Full {
-        // Outside any transaction: SQLite ignores a change inside one.
-        let pragma = match commit {
-            Commit::Acknowledged => "PRAGMA synchronous = FULL",
-            Commit::Bookkeeping => "PRAGMA synchronous = NORMAL",
-        };
-        sqlx::query(pragma)
-            .execute(&mut *conn)
+    /// The connection's current `synchronous` level (`UNKNOWN` after a
+    /// connect), so the pragma runs only when the level changes. Read and
+    /// written only while holding the pool's single connection.
+    level: Arc<AtomicU8>,
+}
+
+const UNKNOWN: u8 = 0;
+
+impl Writer {
+    async fn open(options: &SqliteConnectOptions, durability: Durability) -> StoreResult<Self> {
+        let level = Arc::new(AtomicU8::new(UNKNOWN));
+        let reset = level.clone();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(move |_, _| {
+                reset.store(UNKNOWN, Ordering::SeqCst);
+                Box::pin(async { Ok(()) })
+            })
+            .connect_with(options.clone().create_if_missing(true))
             .await
             .map_err(db_error)?;
+        Ok(Self {
+            pool,
+            durability,
+            level,
+        })
     }
-    Ok(conn)
+
+    /// The connection, set to commit as `commit` asks.
+    pub(crate) async fn conn(&self, commit: Commit) -> StoreResult<PoolConnection<Sqlite>> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        if self.durability == Durability::Full && self.level.load(Ordering::SeqCst) != commit as u8
+        {
+            self.level.store(UNKNOWN, Ordering::SeqCst);
+            // Outside any transaction: SQLite ignores a change inside one.
+            let pragma = match commit {
+                Commit::Acknowledged => "PRAGMA synchronous = FULL",
+                Commit::Bookkeeping => "PRAGMA synchronous = NORMAL",
+            };
+            sqlx::query(pragma)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            self.level.store(commit as u8, Ordering::SeqCst);
+        }
+        Ok(conn)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -139,8 +176,7 @@ impl SqliteConfig {
 }
 
 pub struct SqliteStore {
-    writer: SqlitePool,
-    durability: Durability,
+    writer: Writer,
     reader: SqlitePool,
     watch: watch::Watch,
     /// The group-commit writer of `user_insert_with_job`.
@@ -153,16 +189,9 @@ impl SqliteStore {
     /// Opens (creating if needed) the database and applies pending migrations.
     pub async fn open(config: &SqliteConfig) -> StoreResult<Self> {
         let options = config.options();
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options.clone().create_if_missing(true))
-            .await
-            .map_err(db_error)?;
+        let writer = Writer::open(&options, config.durability).await?;
         MIGRATOR
-            .run(&writer)
+            .run(&writer.pool)
             .await
             .map_err(|e| db_error(e.into()))?;
         let reader = SqlitePoolOptions::new()
@@ -171,10 +200,9 @@ impl SqliteStore {
             .await
             .map_err(db_error)?;
         let watch = watch::Watch::new(options.read_only(true));
-        let signups = signup::spawn(writer.clone(), config.durability);
+        let signups = signup::spawn(writer.clone());
         Ok(Self {
             writer,
-            durability: config.durability,
             reader,
             watch,
             signups,
@@ -190,7 +218,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn write(&self, commit: Commit) -> StoreResult<PoolConnection<Sqlite>> {
-        writer(&self.writer, self.durability, commit).await
+        self.writer.conn(commit).await
     }
 
     fn jobs_added(&self) {

@@ -5,7 +5,7 @@
 //! and one fsync serve them all. Every caller is answered after the commit
 //! that holds its rows.
 
-use sqlx::{Executor, Sqlite, SqlitePool};
+use sqlx::{Executor, Sqlite};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 
@@ -15,7 +15,7 @@ use tasuki_core::{JobFor, JobId, NewJob, NewUser, StoreError, StoreResult, Times
 use tokio::sync::{mpsc, oneshot};
 
 use crate::rows::{UserRow, db_error};
-use crate::{Commit, Durability, jobs};
+use crate::{Commit, Writer, jobs};
 
 /// The most signups one transaction takes.
 const BATCH: usize = 512;
@@ -30,7 +30,7 @@ pub(crate) struct Signup {
 /// How many signups may wait; callers beyond it wait to enqueue (backpressure).
 const QUEUE: usize = 8 * BATCH;
 
-pub(crate) fn spawn(writer: SqlitePool, durability: Durability) -> mpsc::Sender<Signup> {
+pub(crate) fn spawn(writer: Writer) -> mpsc::Sender<Signup> {
     let (tx, mut rx) = mpsc::channel::<Signup>(QUEUE);
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
@@ -42,7 +42,7 @@ pub(crate) fn spawn(writer: SqlitePool, durability: Durability) -> mpsc::Sender<
                 continue;
             }
             tracing::debug!(signups = batch.len(), "committing a signup batch");
-            commit(&writer, durability, std::mem::take(&mut batch)).await;
+            commit(&writer, std::mem::take(&mut batch)).await;
         }
     });
     tx
@@ -50,13 +50,13 @@ pub(crate) fn spawn(writer: SqlitePool, durability: Durability) -> mpsc::Sender<
 
 type Reply = oneshot::Sender<StoreResult<(User, JobId)>>;
 
-async fn commit(writer: &SqlitePool, durability: Durability, batch: Vec<Signup>) {
+async fn commit(writer: &Writer, batch: Vec<Signup>) {
     let (requests, replies): (Vec<_>, Vec<Reply>) = batch
         .into_iter()
         .map(|s| ((s.user, s.job, s.now), s.reply))
         .unzip();
     // A panicking job builder fails its batch (rolled back), not the writer.
-    let inserted = AssertUnwindSafe(insert(writer, durability, requests))
+    let inserted = AssertUnwindSafe(insert(writer, requests))
         .catch_unwind()
         .await;
     match inserted {
@@ -76,8 +76,7 @@ async fn commit(writer: &SqlitePool, durability: Durability, batch: Vec<Signup>)
 /// Two statements for the whole batch: the users, then the jobs of those
 /// whose email was free.
 async fn insert(
-    writer: &SqlitePool,
-    durability: Durability,
+    writer: &Writer,
     batch: Vec<(NewUser, JobFor, Timestamp)>,
 ) -> StoreResult<Vec<StoreResult<(User, JobId)>>> {
     #[derive(serde::Serialize)]
@@ -106,7 +105,7 @@ async fn insert(
         })
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Database(Box::new(e)))?;
-    let mut conn = crate::writer(writer, durability, Commit::Acknowledged).await?;
+    let mut conn = writer.conn(Commit::Acknowledged).await?;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
         .await
         .map_err(db_error)?;
