@@ -158,6 +158,15 @@ impl TestApp {
         .await
     }
 
+    /// `POST /jobs/{id}/<action>` with no body and no token.
+    pub(crate) async fn act(&self, action: &str, id: i64) -> Reply {
+        let (route, path) = (
+            format!("/jobs/{{id}}/{action}"),
+            format!("/jobs/{id}/{action}"),
+        );
+        self.call(Method::POST, &route, &path, None, &[]).await
+    }
+
     pub(crate) async fn get(&self, route: &str, path: &str) -> Reply {
         self.call(Method::GET, route, path, None, &[]).await
     }

@@ -128,64 +128,21 @@ async fn get_list_stats_retry_and_cancel() {
     );
     assert_eq!(job.body["errors"][0]["error"], "boom");
 
-    let retried = app
-        .call(
-            reqwest::Method::POST,
-            "/jobs/{id}/retry",
-            &format!("/jobs/{}/retry", ids[0]),
-            None,
-            &[],
-        )
-        .await;
+    let retried = app.act("retry", ids[0]).await;
     assert_eq!(
         (retried.status, retried.body["status"].as_str()),
         (200, Some("pending"))
     );
-    let again = app
-        .call(
-            reqwest::Method::POST,
-            "/jobs/{id}/retry",
-            &format!("/jobs/{}/retry", ids[0]),
-            None,
-            &[],
-        )
-        .await;
+    let again = app.act("retry", ids[0]).await;
     assert_eq!(again.status, 409);
-    let cancelled = app
-        .call(
-            reqwest::Method::POST,
-            "/jobs/{id}/cancel",
-            &format!("/jobs/{}/cancel", ids[1]),
-            None,
-            &[],
-        )
-        .await;
+    let cancelled = app.act("cancel", ids[1]).await;
     assert_eq!(
         (cancelled.status, cancelled.body["status"].as_str()),
         (200, Some("cancelled"))
     );
-    let again = app
-        .call(
-            reqwest::Method::POST,
-            "/jobs/{id}/cancel",
-            &format!("/jobs/{}/cancel", ids[1]),
-            None,
-            &[],
-        )
-        .await;
+    let again = app.act("cancel", ids[1]).await;
     assert_eq!(again.status, 409);
-    assert_eq!(
-        app.call(
-            reqwest::Method::POST,
-            "/jobs/{id}/cancel",
-            "/jobs/424242/cancel",
-            None,
-            &[]
-        )
-        .await
-        .status,
-        404
-    );
+    assert_eq!(app.act("cancel", 424242).await.status, 404);
     assert_eq!(app.get("/jobs/{id}", "/jobs/424242").await.status, 404);
 
     let list = app.get("/jobs", "/jobs?status=cancelled").await;

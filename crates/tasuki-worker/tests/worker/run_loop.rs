@@ -9,6 +9,33 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Env, next_started};
 
+/// A worker's run loop on its own task, stopped like a signal would.
+struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), tasuki_worker::WorkerError>>,
+}
+
+impl Running {
+    fn start(worker: &tasuki_worker::Worker) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let (worker, stop) = (worker.clone(), stop.clone());
+            async move { worker.run(stop).await }
+        });
+        Self { stop, task }
+    }
+
+    /// Cancels and waits, with a deadline, for a clean exit.
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the worker stops before the deadline")
+            .unwrap()
+            .unwrap();
+    }
+}
+
 /// An idle worker starts a job enqueued in its process at once: its fallback
 /// wait is an hour, so only the wake-up can start the job before the deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,23 +44,14 @@ async fn an_idle_worker_wakes_on_enqueue_and_shuts_down_cleanly() {
     let mut config = env.config();
     config.idle_wait = Duration::from_secs(3600);
     let worker = env.worker_with(config, Arc::new(SystemClock));
-    let stop = CancellationToken::new();
-    let running = tokio::spawn({
-        let (worker, stop) = (worker.clone(), stop.clone());
-        async move { worker.run(stop).await }
-    });
+    let running = Running::start(&worker);
 
     let first = env.enqueue("signals", json!({})).await;
     assert_eq!(next_started(&mut env).await, first);
     let second = env.enqueue("signals", json!({})).await;
     assert_eq!(next_started(&mut env).await, second);
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    running.stop().await;
     for id in [first, second] {
         let job = env.job(id).await;
         assert_eq!(
@@ -54,18 +72,9 @@ async fn shutdown_hands_back_unfinished_jobs_without_spending_a_retry() {
     config.job_timeout = Duration::from_secs(60);
     let worker = env.worker_with(config, Arc::new(SystemClock));
     let stuck = env.enqueue("signals", json!({"wait": true})).await;
-    let stop = CancellationToken::new();
-    let running = tokio::spawn({
-        let (worker, stop) = (worker.clone(), stop.clone());
-        async move { worker.run(stop).await }
-    });
+    let running = Running::start(&worker);
     assert_eq!(next_started(&mut env).await, stuck);
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 
     let job = env.job(stuck).await;
     assert_eq!(
@@ -100,11 +109,7 @@ async fn heartbeats_keep_a_running_job_leased() {
     config.job_timeout = Duration::from_secs(60);
     let worker = env.worker_with(config, Arc::new(SystemClock));
     let id = env.enqueue("signals", json!({"wait": true})).await;
-    let stop = CancellationToken::new();
-    let running = tokio::spawn({
-        let (worker, stop) = (worker.clone(), stop.clone());
-        async move { worker.run(stop).await }
-    });
+    let running = Running::start(&worker);
     assert_eq!(next_started(&mut env).await, id);
     let first_expiry = env.job(id).await.lease_expires_at.unwrap();
     // Wait, with a deadline, until a heartbeat has moved the lease past its first expiry.
@@ -129,12 +134,7 @@ async fn heartbeats_keep_a_running_job_leased() {
         (JobStatus::Processing, 1)
     );
     env.gate.notify_one();
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    running.stop().await;
     let job = env.job(id).await;
     assert_eq!(
         (job.status, job.attempt, job.retry_count),
