@@ -235,3 +235,29 @@ pub async fn signups_commit_each_user_with_its_job(store: Arc<dyn Store>) {
     assert_eq!(store.user_list(0, 100).await.unwrap().items.len(), 49);
     assert_eq!(job_count(&store).await, 49, "the duplicate left no job");
 }
+
+/// A job builder that panics fails its own signup, and the store goes on.
+pub async fn a_panicking_job_builder_fails_only_its_signup(store: Arc<dyn Store>) {
+    let bad: tasuki_core::JobFor = Box::new(|_| panic!("the job builder broke"));
+    let refused = store
+        .user_insert_with_job(new_user("bad@example.com", 1), bad, T0)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Database(_))),
+        "{refused:?}"
+    );
+    assert!(
+        store.user_list(0, 10).await.unwrap().items.is_empty(),
+        "nothing of it was written"
+    );
+    let good: tasuki_core::JobFor =
+        Box::new(|user| NewJob::new("user_created", json!({"user_id": user.id}), T0));
+    let (user, _) = store
+        .user_insert_with_job(new_user("bad@example.com", 1), good, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_get(user.id).await.unwrap().email,
+        "bad@example.com"
+    );
+}

@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             transaction_commits_or_rolls_back_together,
             duplicate_email_is_refused,
             signups_commit_each_user_with_its_job,
+            a_panicking_job_builder_fails_only_its_signup,
             leader_lease_is_exclusive_until_expiry,
             onboarding_is_applied_once,
             email_is_marked_sent_once,

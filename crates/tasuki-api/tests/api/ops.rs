@@ -93,3 +93,24 @@ async fn the_contract_is_served_and_requests_carry_ids() {
         "routes outside the contract fall through to the router"
     );
 }
+
+/// A request that outlives REQUEST_TIMEOUT is answered with a problem.
+#[tokio::test]
+async fn a_timed_out_request_is_a_problem() {
+    let config = tasuki_api::ApiConfig {
+        request_timeout: std::time::Duration::ZERO,
+        ..crate::helpers::test_config()
+    };
+    let app = crate::helpers::spawn_with(config).await;
+    let reply = app
+        .client
+        .get(format!("{}/jobs/stats", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 503);
+    assert_eq!(reply.headers()["content-type"], "application/problem+json");
+    assert!(reply.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(body["type"], "urn:tasuki:problem:timeout");
+}
