@@ -20,8 +20,16 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
         &JOBS.to_string(),
     ]);
     let env = [("WORKER_COUNT", "4"), ("LEASE_TIMEOUT", "1s")];
+    // The victim logs each job's start, so it can be killed in the middle of one.
+    let victim_env = [env[0], env[1], ("LOG_LEVEL", "info,tasuki_worker=debug")];
     let workers: Vec<Worker> = (0..3)
-        .map(|_| Worker::spawn(&db, &env, &["--until-empty"]))
+        .map(|n| {
+            Worker::spawn(
+                &db,
+                if n == 0 { &victim_env[..] } else { &env[..] },
+                &["--until-empty"],
+            )
+        })
         .collect();
 
     let victim_id =
@@ -30,6 +38,7 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
             .unwrap()
             .to_owned();
     workers[0].wait_for("job completed", 50, Duration::from_secs(60));
+    workers[0].wait_for("job started", 1, Duration::from_secs(60));
     let mut workers = workers.into_iter();
     let mut victim = workers.next().unwrap();
     victim.child.kill().unwrap();
