@@ -1,8 +1,6 @@
 //! `openapi.yaml`, the single source of truth of the API, as data: its
 //! operations, their parameters and bodies, and the schemas of its responses.
 
-use std::collections::BTreeMap;
-
 use axum::http::Method;
 use serde_json::{Value, json};
 
@@ -198,18 +196,4 @@ fn param(doc: &Value, p: &Value) -> Result<Param, ContractError> {
         required: p["required"].as_bool().unwrap_or(location == ParamIn::Path),
         schema: p["schema"].clone(),
     })
-}
-
-/// Every operation's method and path, for comparing with the router.
-pub fn operation_set(contract: &Contract) -> BTreeMap<String, String> {
-    contract
-        .operations()
-        .iter()
-        .map(|op| {
-            (
-                format!("{} {}", op.method, op.path),
-                op.operation_id.clone(),
-            )
-        })
-        .collect()
 }

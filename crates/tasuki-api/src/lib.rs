@@ -25,7 +25,7 @@ use tasuki_worker::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use contract::{Contract, ContractError, OPENAPI_YAML, Operation, operation_set};
+pub use contract::{Contract, ContractError, OPENAPI_YAML, Operation};
 pub use ops::metrics_handle;
 pub use problem::ApiError;
 pub use validate::{RequestValidator, ValidationMode};

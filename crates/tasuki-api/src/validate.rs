@@ -148,10 +148,6 @@ impl RequestValidator {
             operations,
         })
     }
-
-    pub fn mode(&self) -> ValidationMode {
-        self.mode
-    }
 }
 
 /// The middleware. It runs after routing, so requests that match no route

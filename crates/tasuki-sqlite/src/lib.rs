@@ -210,13 +210,6 @@ impl SqliteStore {
         })
     }
 
-    /// The migrations this build knows, as `(version, description)`.
-    pub fn migrations() -> impl Iterator<Item = (i64, String)> {
-        MIGRATOR
-            .iter()
-            .map(|m| (m.version, m.description.to_string()))
-    }
-
     pub(crate) async fn write(&self, commit: Commit) -> StoreResult<PoolConnection<Sqlite>> {
         self.writer.conn(commit).await
     }

@@ -115,10 +115,6 @@ impl Worker {
         }
     }
 
-    pub fn id(&self) -> &str {
-        &self.shared.config.id
-    }
-
     /// One step, for tests and tools: claims up to `concurrency` due jobs,
     /// runs them all, writes their outcomes; returns how many ran.
     pub async fn run_once(&self) -> Result<usize, WorkerError> {

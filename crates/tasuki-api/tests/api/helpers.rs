@@ -158,6 +158,23 @@ impl TestApp {
         .await
     }
 
+    /// A POST of raw bytes to a route without parameters.
+    pub(crate) async fn post_raw(
+        &self,
+        route: &str,
+        content_type: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> Reply {
+        self.call(
+            Method::POST,
+            route,
+            route,
+            Some((content_type, body.into())),
+            &[],
+        )
+        .await
+    }
+
     /// `POST /jobs/{id}/<action>` with no body and no token.
     pub(crate) async fn act(&self, action: &str, id: i64) -> Reply {
         let (route, path) = (

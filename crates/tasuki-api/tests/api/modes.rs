@@ -5,10 +5,6 @@ use tasuki_api::ValidationMode;
 
 use crate::helpers::spawn_app;
 
-fn raw(body: &str) -> Option<(&'static str, Vec<u8>)> {
-    Some(("application/json", body.as_bytes().to_vec()))
-}
-
 #[tokio::test]
 async fn flexible_keeps_unknown_fields_with_the_user_and_its_job() {
     let app = spawn_app(ValidationMode::Flexible).await;
@@ -59,25 +55,18 @@ async fn default_refuses_unknown_fields_but_takes_loose_forms() {
     // Not strict: 30.0 is an integer, a duplicate key keeps the last value,
     // an unknown query parameter is ignored, a +json type is JSON.
     let reply = app
-        .call(
-            reqwest::Method::POST,
+        .post_raw(
             "/users",
-            "/users",
-            raw(r#"{"email": "d@example.com", "age": 30.0, "age": 31}"#),
-            &[],
+            "application/json",
+            r#"{"email": "d@example.com", "age": 30.0, "age": 31}"#,
         )
         .await;
     assert_eq!((reply.status, reply.body["age"].as_i64()), (201, Some(31)));
     let reply = app
-        .call(
-            reqwest::Method::POST,
+        .post_raw(
             "/users",
-            "/users",
-            Some((
-                "application/vnd.api+json",
-                br#"{"email": "e@example.com", "age": 1.0}"#.to_vec(),
-            )),
-            &[],
+            "application/vnd.api+json",
+            r#"{"email": "e@example.com", "age": 1.0}"#,
         )
         .await;
     assert_eq!(reply.status, 201);
@@ -91,12 +80,10 @@ async fn default_refuses_unknown_fields_but_takes_loose_forms() {
 async fn strict_refuses_duplicates_loose_integers_unknown_parameters_and_other_types() {
     let app = spawn_app(ValidationMode::Strict).await;
     let reply = app
-        .call(
-            reqwest::Method::POST,
+        .post_raw(
             "/users",
-            "/users",
-            raw(r#"{"email": "s@example.com", "age": 30, "age": 31}"#),
-            &[],
+            "application/json",
+            r#"{"email": "s@example.com", "age": 30, "age": 31}"#,
         )
         .await;
     assert_eq!(reply.status, 400);
@@ -109,35 +96,26 @@ async fn strict_refuses_duplicates_loose_integers_unknown_parameters_and_other_t
         reply.body
     );
     let reply = app
-        .call(
-            reqwest::Method::POST,
+        .post_raw(
             "/users",
-            "/users",
-            raw(r#"{"email": "s@example.com", "age": 30.0}"#),
-            &[],
+            "application/json",
+            r#"{"email": "s@example.com", "age": 30.0}"#,
         )
         .await;
     assert_eq!(reply.pointers(), ["/age"]);
     let reply = app
-        .call(
-            reqwest::Method::POST,
+        .post_raw(
             "/jobs",
-            "/jobs",
-            raw(r#"{"job_type": "probe", "payload": {"sleep_ms": 1e1}}"#),
-            &[],
+            "application/json",
+            r#"{"job_type": "probe", "payload": {"sleep_ms": 1e1}}"#,
         )
         .await;
     assert_eq!(reply.pointers(), ["/payload/sleep_ms"]);
     let reply = app
-        .call(
-            reqwest::Method::POST,
+        .post_raw(
             "/users",
-            "/users",
-            Some((
-                "application/vnd.api+json",
-                br#"{"email": "s@example.com", "age": 1}"#.to_vec(),
-            )),
-            &[],
+            "application/vnd.api+json",
+            r#"{"email": "s@example.com", "age": 1}"#,
         )
         .await;
     assert_eq!(reply.status, 415);
@@ -153,15 +131,10 @@ async fn strict_refuses_duplicates_loose_integers_unknown_parameters_and_other_t
     assert_eq!(reply.pointers(), ["/x"]);
     assert_eq!(app.count("users").await, 0);
     let reply = app
-        .call(
-            reqwest::Method::POST,
+        .post_raw(
             "/users",
-            "/users",
-            Some((
-                "application/json; charset=utf-8",
-                br#"{"email": "s@example.com", "age": 30}"#.to_vec(),
-            )),
-            &[],
+            "application/json; charset=utf-8",
+            r#"{"email": "s@example.com", "age": 30}"#,
         )
         .await;
     assert_eq!(reply.status, 201);

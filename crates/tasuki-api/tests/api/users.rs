@@ -84,39 +84,16 @@ async fn every_violation_is_named_by_its_pointer() {
 #[tokio::test]
 async fn malformed_wrong_type_and_oversized_bodies_are_refused() {
     let app = spawn_app(ValidationMode::Default).await;
-    let raw = |ct: &'static str, body: &str| Some((ct, body.as_bytes().to_vec()));
     let reply = app
-        .call(
-            reqwest::Method::POST,
-            "/users",
-            "/users",
-            raw("application/json", "{\"email\": "),
-            &[],
-        )
+        .post_raw("/users", "application/json", "{\"email\": ")
         .await;
     assert_eq!(
         (reply.status, reply.body["type"].as_str()),
         (400, Some("urn:tasuki:problem:malformed-json"))
     );
-    let reply = app
-        .call(
-            reqwest::Method::POST,
-            "/users",
-            "/users",
-            raw("application/json", ""),
-            &[],
-        )
-        .await;
+    let reply = app.post_raw("/users", "application/json", "").await;
     assert_eq!(reply.status, 400);
-    let reply = app
-        .call(
-            reqwest::Method::POST,
-            "/users",
-            "/users",
-            raw("text/plain", "{}"),
-            &[],
-        )
-        .await;
+    let reply = app.post_raw("/users", "text/plain", "{}").await;
     assert_eq!(reply.status, 415);
     let reply = app
         .call(reqwest::Method::POST, "/users", "/users", None, &[])
@@ -126,15 +103,7 @@ async fn malformed_wrong_type_and_oversized_bodies_are_refused() {
         r#"{{"email": "big@example.com", "age": 1, "bio": "{}"}}"#,
         "x".repeat(1_100_000)
     );
-    let reply = app
-        .call(
-            reqwest::Method::POST,
-            "/users",
-            "/users",
-            Some(("application/json", big.into_bytes())),
-            &[],
-        )
-        .await;
+    let reply = app.post_raw("/users", "application/json", big).await;
     assert_eq!(reply.status, 413);
     assert_eq!((app.count("users").await, app.count("jobs").await), (0, 0));
 }
