@@ -95,19 +95,24 @@ async fn the_contract_is_served_and_requests_carry_ids() {
 }
 
 /// A request that outlives REQUEST_TIMEOUT is answered with a problem.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_request_is_a_problem() {
     let config = tasuki_api::ApiConfig {
-        request_timeout: std::time::Duration::ZERO,
+        request_timeout: std::time::Duration::from_millis(100),
         ..crate::helpers::test_config()
     };
     let app = crate::helpers::spawn_with(config).await;
+    // An open transaction holds the one writer connection, so the enqueue
+    // below waits for it past the timeout.
+    let held = app.store.begin().await.unwrap();
     let reply = app
         .client
-        .get(format!("{}/jobs/stats", app.base))
+        .post(format!("{}/jobs", app.base))
+        .json(&json!({"job_type": "probe", "payload": {}}))
         .send()
         .await
         .unwrap();
+    drop(held);
     assert_eq!(reply.status(), 503);
     assert_eq!(reply.headers()["content-type"], "application/problem+json");
     assert!(reply.headers().contains_key("x-request-id"));
