@@ -10,7 +10,13 @@ use anyhow::{Context, Result, bail};
 use crate::cargo;
 
 /// The store crates whose queries are checked at compile time.
-const STORES: &[&str] = &["tasuki-sqlite"];
+const STORES: &[&str] = &["tasuki-sqlite", "tasuki-postgres"];
+
+/// The PostgreSQL server that holds the scratch database of `tasuki-postgres`.
+fn postgres_server() -> String {
+    std::env::var("TASUKI_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
 
 pub(crate) fn prepare(root: &Path) -> Result<()> {
     for store in STORES {
@@ -57,7 +63,11 @@ fn generate(root: &Path, store: &str) -> Result<PathBuf> {
     }
     let out = scratch.join("queries");
     fs::create_dir_all(&out)?;
-    let url = scratch_database(&crate_dir, &scratch)?;
+    let url = if store == "tasuki-postgres" {
+        scratch_postgres(&crate_dir)?
+    } else {
+        scratch_sqlite(&crate_dir, &scratch)?
+    };
     // Touching the crate root makes cargo expand its macros again.
     let lib = crate_dir.join("src").join("lib.rs");
     let text = fs::read(&lib)?;
@@ -74,14 +84,17 @@ fn generate(root: &Path, store: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn scratch_database(crate_dir: &Path, scratch: &Path) -> Result<String> {
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn scratch_sqlite(crate_dir: &Path, scratch: &Path) -> Result<String> {
     let path = scratch.join("scratch.db");
     let url = format!("sqlite://{}", path.display());
     let migrations = crate_dir.join("migrations");
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
+    runtime()?.block_on(async {
             let options = url
                 .parse::<sqlx::sqlite::SqliteConnectOptions>()?
                 .create_if_missing(true);
@@ -93,6 +106,33 @@ fn scratch_database(crate_dir: &Path, scratch: &Path) -> Result<String> {
             pool.close().await;
             anyhow::Ok(())
         })?;
+    Ok(url)
+}
+
+/// Recreates the database `tasuki_sqlx` on the local server, migrated.
+fn scratch_postgres(crate_dir: &Path) -> Result<String> {
+    let server = postgres_server();
+    let url = format!("{server}/tasuki_sqlx");
+    let migrations = crate_dir.join("migrations");
+    runtime()?
+        .block_on(async {
+            let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await?;
+            sqlx::query("DROP DATABASE IF EXISTS tasuki_sqlx WITH (FORCE)")
+                .execute(&admin)
+                .await?;
+            sqlx::query("CREATE DATABASE tasuki_sqlx")
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            let pool = sqlx::PgPool::connect(&url).await?;
+            sqlx::migrate::Migrator::new(migrations)
+                .await?
+                .run(&pool)
+                .await?;
+            pool.close().await;
+            anyhow::Ok(())
+        })
+        .with_context(|| format!("preparing a scratch database on {server} (is PostgreSQL up?)"))?;
     Ok(url)
 }
 

@@ -1,12 +1,13 @@
-//! The conformance suite: the behaviour every store backend must show.
+//! The conformance suite: the behaviour every store backend must show, and
+//! the fresh test databases ([`fresh`], [`engine_tests!`]) that the other
+//! crates' tests run on, on each engine.
 //!
-//! A backend's tests call [`conformance_tests!`] with an async function that
-//! returns a fresh, empty store (and a guard that keeps it alive); each check
-//! below becomes one test. Time is always passed in, never read, so every
-//! check pins it.
+//! [`conformance_tests!`] makes each check below one test per engine. Time
+//! is always passed in, never read, so every check pins it.
 
 mod app;
 mod claim;
+mod engines;
 mod lifecycle;
 mod manage;
 
@@ -18,14 +19,15 @@ use tasuki_core::{ClaimParams, Job, JobId, NewJob, Store, Timestamp};
 
 pub use app::*;
 pub use claim::*;
+pub use engines::{Engine, TestDb, fresh, postgres_available};
 pub use lifecycle::*;
 pub use manage::*;
 
-/// Expands to one `#[tokio::test]` per check, each on a fresh store from `$fresh`.
+/// Expands to one `#[tokio::test]` per check, each on a fresh database of `$engine`.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($fresh:path) => {
-        $crate::conformance_tests!(@each $fresh;
+    ($engine:expr) => {
+        $crate::conformance_tests!(@each $engine;
             claim_is_exclusive_under_concurrency,
             claim_orders_by_priority_then_schedule_then_id,
             claim_respects_schedule_and_limit,
@@ -39,6 +41,7 @@ macro_rules! conformance_tests {
             cancel_pending_and_scheduled_only,
             get_and_list_with_filters_and_cursor,
             stats_by_status_and_type,
+            prune_deletes_old_finished_jobs_only,
             bulk_insert_hundred_thousand,
             transaction_commits_or_rolls_back_together,
             duplicate_email_is_refused,
@@ -50,12 +53,13 @@ macro_rules! conformance_tests {
             next_scheduled_at_tracks_the_ready_set
         );
     };
-    (@each $fresh:path; $($check:ident),* $(,)?) => {
+    (@each $engine:expr; $($check:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let (store, _guard) = $fresh().await;
-                $crate::$check(store).await;
+                if let Some(db) = $crate::fresh($engine).await {
+                    $crate::$check(db.store.clone()).await;
+                }
             }
         )*
     };

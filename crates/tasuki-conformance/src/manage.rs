@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use tasuki_core::{JobFilter, JobId, JobStatus, LeaderParams, NewJob, Store, StoreError};
+use tasuki_core::{
+    Completion, Failure, JobFilter, JobId, JobStatus, LeaderParams, NewJob, Store, StoreError,
+};
 
 use crate::{T0, at, claim, noop, secs};
 
@@ -244,4 +246,43 @@ pub async fn next_scheduled_at_tracks_the_ready_set(store: Arc<dyn Store>) {
         store.job_next_scheduled_at().await.unwrap(),
         Some(at(secs(50)))
     );
+}
+
+pub async fn prune_deletes_old_finished_jobs_only(store: Arc<dyn Store>) {
+    let ids = store
+        .job_insert_many((0..4).map(|i| noop(T0).priority(10 - i)).collect())
+        .await
+        .unwrap();
+    let (done, failed, cancelled, pending) = (ids[0], ids[1], ids[2], ids[3]);
+    let running = claim(&store, "w", 2, T0).await;
+    assert_eq!(crate::ids(&running), [done, failed]);
+    let completion = Completion {
+        id: done,
+        attempt: 1,
+        result: None,
+    };
+    store
+        .job_complete_many(at(secs(1)), vec![completion])
+        .await
+        .unwrap();
+    let failure = Failure {
+        id: failed,
+        attempt: 1,
+        error: "boom".into(),
+        retry_at: None,
+    };
+    store
+        .job_fail_many(at(secs(1)), vec![failure])
+        .await
+        .unwrap();
+    store.job_cancel(cancelled, at(secs(2))).await.unwrap();
+
+    assert_eq!(store.job_prune(at(secs(1)), 10).await.unwrap(), 0, "not yet old");
+    assert_eq!(store.job_prune(at(secs(60)), 1).await.unwrap(), 1, "a batch at a time");
+    assert!(matches!(store.job_get(done).await, Err(StoreError::NotFound)), "oldest first");
+    assert_eq!(store.job_prune(at(secs(60)), 10).await.unwrap(), 1);
+    assert!(matches!(store.job_get(cancelled).await, Err(StoreError::NotFound)));
+    assert_eq!(store.job_prune(at(secs(60)), 10).await.unwrap(), 0);
+    assert_eq!(store.job_get(failed).await.unwrap().status, JobStatus::Failed);
+    assert_eq!(store.job_get(pending).await.unwrap().status, JobStatus::Pending);
 }

@@ -55,8 +55,15 @@ impl Timestamp {
         self.to_datetime().format("%Y-%m-%d").to_string()
     }
 
-    fn to_datetime(self) -> DateTime<Utc> {
+    /// As a chrono time (the Unix epoch for an instant chrono cannot hold).
+    pub fn to_datetime(self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.0).unwrap_or_default()
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Self(t.timestamp_micros())
     }
 }
 

@@ -137,6 +137,28 @@ pub struct AttemptError {
     pub error: String,
 }
 
+impl AttemptError {
+    /// Reads a job's history as every engine stores it: a JSON array of
+    /// `{"attempt", "at" (microseconds since the epoch), "error"}`.
+    pub fn decode_stored(text: &str) -> Result<Vec<AttemptError>, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Stored {
+            attempt: i32,
+            at: i64,
+            error: String,
+        }
+        let stored: Vec<Stored> = serde_json::from_str(text)?;
+        Ok(stored
+            .into_iter()
+            .map(|e| AttemptError {
+                attempt: e.attempt,
+                at: Timestamp::from_micros(e.at),
+                error: e.error,
+            })
+            .collect())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Job {
     pub id: JobId,

@@ -125,6 +125,9 @@ pub trait JobStore: Send + Sync {
     /// Takes back expired leases: the attempt counts as a failed one and the
     /// job is due again at `now`, or fails when it has no retries left.
     async fn job_rescue_expired(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<JobId>>;
+    /// Deletes up to `limit` completed or cancelled jobs that finished before
+    /// `before`, oldest first; returns how many. Failed jobs stay, for retry.
+    async fn job_prune(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
     /// Makes a failed or cancelled job due again with a fresh retry budget.
     async fn job_retry(&self, id: JobId, now: Timestamp) -> StoreResult<Job>;
     /// Cancels a job that has not started (pending, scheduled or waiting to retry).

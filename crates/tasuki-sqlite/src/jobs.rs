@@ -217,6 +217,15 @@ impl JobStore for SqliteStore {
         Ok(ids(rescued))
     }
 
+    async fn job_prune(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        let before = before.as_micros();
+        let done = sqlx::query_file!("queries/job/prune.sql", before, limit)
+            .execute(&mut *self.write(Commit::Bookkeeping).await?)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     async fn job_retry(&self, id: JobId, now: Timestamp) -> StoreResult<Job> {
         let at = now.as_micros();
         let row = sqlx::query_file_as!(JobRow, "queries/job/retry.sql", id.0, at)

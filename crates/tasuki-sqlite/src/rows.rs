@@ -1,6 +1,5 @@
 //! Rows as SQLite returns them, and their conversion into the core's types.
 
-use serde::Deserialize;
 use tasuki_core::{AttemptError, Job, JobId, StoreError, StoreResult, Timestamp, User};
 
 /// A `job_queue` row; every query that returns jobs selects these columns.
@@ -24,14 +23,6 @@ pub(crate) struct JobRow {
     pub(crate) created_at: i64,
 }
 
-/// One element of the `errors` column.
-#[derive(Deserialize)]
-struct StoredAttemptError {
-    attempt: i64,
-    at: i64,
-    error: String,
-}
-
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Database(format!("corrupt {what}: {detail}").into())
 }
@@ -48,18 +39,8 @@ impl TryFrom<JobRow> for Job {
     type Error = StoreError;
 
     fn try_from(row: JobRow) -> StoreResult<Job> {
-        let errors: Vec<StoredAttemptError> =
-            serde_json::from_str(&row.errors).map_err(|e| corrupt("job errors", e))?;
-        let errors = errors
-            .into_iter()
-            .map(|e| {
-                Ok(AttemptError {
-                    attempt: small(e.attempt, "attempt")?,
-                    at: Timestamp::from_micros(e.at),
-                    error: e.error,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
+        let errors =
+            AttemptError::decode_stored(&row.errors).map_err(|e| corrupt("job errors", e))?;
         let result = row
             .result
             .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("job result", e)))

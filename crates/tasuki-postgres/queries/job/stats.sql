@@ -1,0 +1,3 @@
+SELECT job_type, status, count(*) AS "count!"
+FROM job_queue
+GROUP BY job_type, status

@@ -1,0 +1,1 @@
+DELETE FROM leader_leases WHERE name = $1 AND owner = $2

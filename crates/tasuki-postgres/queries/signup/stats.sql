@@ -1,0 +1,1 @@
+SELECT day, signups FROM signup_stats_daily ORDER BY day

@@ -1,0 +1,3 @@
+SELECT id, email, age, name, bio, is_active, additional_data, created_at
+FROM users
+WHERE id = $1

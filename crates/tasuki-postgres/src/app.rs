@@ -1,0 +1,179 @@
+//! The application's tables on PostgreSQL: users, profiles, signup
+//! statistics, the email outbox and probe runs.
+
+use async_trait::async_trait;
+use serde_json::json;
+use tasuki_core::{
+    AgeFilter, AppStore, EmailMessage, JobId, NewJob, OnboardOutcome, Onboarding, Page,
+    StoreError, StoreResult, Timestamp, User, UserProfile,
+};
+
+use crate::rows::{UserRow, db_error, ts};
+use crate::{PgStore, jobs};
+
+#[async_trait]
+impl AppStore for PgStore {
+    async fn user_get(&self, id: i64) -> StoreResult<User> {
+        sqlx::query_file_as!(UserRow, "queries/user/get.sql", id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?
+            .try_into()
+    }
+
+    async fn user_list(&self, after: i64, limit: u32) -> StoreResult<Page<User>> {
+        let limit = limit.max(1);
+        let rows = sqlx::query_file_as!(UserRow, "queries/user/list.sql", after, i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let items = rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_after = (items.len() == limit as usize)
+            .then(|| items.last().map(|u| u.id))
+            .flatten();
+        Ok(Page { items, next_after })
+    }
+
+    async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile> {
+        let row = sqlx::query_file!("queries/user/profile_get.sql", user_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(UserProfile {
+            recommendation_tags: serde_json::from_value(row.recommendation_tags)
+                .map_err(|e| StoreError::Database(Box::new(e)))?,
+            region: row.region,
+            rank: row.rank,
+        })
+    }
+
+    async fn user_onboard(&self, o: Onboarding) -> StoreResult<OnboardOutcome> {
+        let now = o.now.to_datetime();
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let first_time = sqlx::query_file!("queries/user/mark_onboarded.sql", o.user_id, now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+            == 1;
+        let inserted = sqlx::query_file_scalar!(
+            "queries/email/insert.sql",
+            o.user_id,
+            o.email_kind,
+            o.email_subject,
+            o.email_body,
+            now
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let outbox_id = match inserted {
+            Some(id) => {
+                let delivery = NewJob::new(o.delivery_job_type, json!({ "outbox_id": id }), o.now);
+                jobs::insert(&mut tx, delivery).await?;
+                id
+            }
+            None => sqlx::query_file_scalar!("queries/email/find.sql", o.user_id, o.email_kind)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?,
+        };
+        let tags = json!(o.profile.recommendation_tags);
+        sqlx::query_file!(
+            "queries/user/profile_upsert.sql",
+            o.user_id,
+            tags,
+            o.profile.region,
+            o.profile.rank,
+            now
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if first_time {
+            let day = o.now.utc_day();
+            sqlx::query_file!("queries/signup/count.sql", day)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        if inserted.is_some() {
+            self.jobs_added();
+        }
+        Ok(OnboardOutcome {
+            outbox_id,
+            first_time,
+        })
+    }
+
+    async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>> {
+        sqlx::query_file_scalar!("queries/user/ages.sql", filter.min_age, filter.max_age)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn signup_stats(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query_file!("queries/signup/stats.sql")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(|r| (r.day, r.signups)).collect())
+    }
+
+    async fn email_get(&self, id: i64) -> StoreResult<EmailMessage> {
+        let row = sqlx::query_file!("queries/email/get.sql", id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(EmailMessage {
+            id: row.id,
+            user_id: row.user_id,
+            kind: row.kind,
+            recipient: row.recipient,
+            subject: row.subject,
+            body: row.body,
+            sent_at: ts(row.sent_at),
+        })
+    }
+
+    async fn email_mark_sent(&self, id: i64, now: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query_file!("queries/email/mark_sent.sql", id, now.to_datetime())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn probe_run_start(
+        &self,
+        job_id: JobId,
+        attempt: i32,
+        worker: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query_file!(
+            "queries/probe/start.sql",
+            job_id.0,
+            attempt,
+            worker,
+            at.to_datetime()
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn probe_run_end(&self, job_id: JobId, attempt: i32, at: Timestamp) -> StoreResult<()> {
+        sqlx::query_file!("queries/probe/end.sql", job_id.0, attempt, at.to_datetime())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! The PostgreSQL store: for deployments that outgrow one machine, with many
+//! API servers and workers on many hosts sharing one database.
+//!
+//! Claims take rows with `FOR UPDATE SKIP LOCKED`, so claimers never wait on
+//! each other. New jobs wake idle workers everywhere through `LISTEN/NOTIFY`
+//! (a trigger notifies once per inserting statement); the worker's idle wait
+//! is the slow poll behind it, for when a notification is lost.
+
+mod app;
+mod jobs;
+mod listen;
+mod rows;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use tasuki_core::{
+    Job, JobFor, JobId, NewJob, NewUser, Store, StoreError, StoreResult, StoreTx, Timestamp, User,
+};
+use tokio::sync::Notify;
+
+use crate::rows::{UserRow, db_error};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone, Debug)]
+pub struct PgConfig {
+    /// `postgres://user@host:port/database`; `?options=-csearch_path%3Dname`
+    /// puts tasuki's tables in a schema of their own.
+    pub url: String,
+    /// The most connections this process holds (the listener's one aside).
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl PgConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// True for a `postgres://` or `postgresql://` URL.
+    pub fn is_postgres_url(url: &str) -> bool {
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+}
+
+pub struct PgStore {
+    pool: PgPool,
+    /// Wakes waiters in this process: on its own inserts at once, on other
+    /// processes' through the listener.
+    jobs_added: Arc<Notify>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PgStore {
+    /// Connects and applies pending migrations (under sqlx's advisory lock,
+    /// so processes that start together migrate once).
+    pub async fn open(config: &PgConfig) -> StoreResult<Self> {
+        let options: PgConnectOptions = config.url.parse().map_err(db_error)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| db_error(e.into()))?;
+        let jobs_added = Arc::new(Notify::new());
+        let listener = listen::spawn(&pool, jobs_added.clone()).await?;
+        Ok(Self {
+            pool,
+            jobs_added,
+            listener,
+        })
+    }
+
+    fn jobs_added(&self) {
+        self.jobs_added.notify_one();
+    }
+
+    /// For jobs that an update (not an insert) made due: wakes this process
+    /// and, through the channel, every other.
+    async fn notify_all(&self) -> StoreResult<()> {
+        self.jobs_added();
+        sqlx::query_file!("queries/job/wake.sql")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
+        let tx = self.pool.begin().await.map_err(db_error)?;
+        Ok(Box::new(PgTx {
+            tx,
+            added_jobs: false,
+            jobs_added: self.jobs_added.clone(),
+        }))
+    }
+
+    /// One transaction per signup: PostgreSQL flushes the WAL of concurrent
+    /// commits together, so there is no batching here.
+    async fn user_insert_with_job(
+        &self,
+        user: NewUser,
+        job: JobFor,
+        now: Timestamp,
+    ) -> StoreResult<(User, JobId)> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let user = insert_user(&mut tx, user, now).await?;
+        // A panicking builder fails this signup (rolled back), not the caller.
+        let job = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&user)))
+            .map_err(|_| StoreError::Database("a job builder panicked".into()))?;
+        let job_id = jobs::insert(&mut tx, job).await?.id;
+        tx.commit().await.map_err(db_error)?;
+        self.jobs_added();
+        Ok((user, job_id))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+struct PgTx {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    added_jobs: bool,
+    jobs_added: Arc<Notify>,
+}
+
+#[async_trait]
+impl StoreTx for PgTx {
+    async fn user_insert(&mut self, user: NewUser, now: Timestamp) -> StoreResult<User> {
+        insert_user(&mut self.tx, user, now).await
+    }
+
+    async fn job_insert(&mut self, job: NewJob) -> StoreResult<Job> {
+        let job = jobs::insert(&mut self.tx, job).await?;
+        self.added_jobs = true;
+        Ok(job)
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.map_err(db_error)?;
+        if self.added_jobs {
+            self.jobs_added.notify_one();
+        }
+        Ok(())
+    }
+}
+
+async fn insert_user(
+    conn: &mut sqlx::PgConnection,
+    user: NewUser,
+    now: Timestamp,
+) -> StoreResult<User> {
+    let additional = user.additional_data.map(serde_json::Value::Object);
+    sqlx::query_file_as!(
+        UserRow,
+        "queries/user/insert.sql",
+        user.email,
+        user.age,
+        user.name,
+        user.bio,
+        user.is_active,
+        additional,
+        now.to_datetime()
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(db_error)?
+    .try_into()
+}
