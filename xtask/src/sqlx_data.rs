@@ -95,17 +95,17 @@ fn scratch_sqlite(crate_dir: &Path, scratch: &Path) -> Result<String> {
     let url = format!("sqlite://{}", path.display());
     let migrations = crate_dir.join("migrations");
     runtime()?.block_on(async {
-            let options = url
-                .parse::<sqlx::sqlite::SqliteConnectOptions>()?
-                .create_if_missing(true);
-            let pool = sqlx::SqlitePool::connect_with(options).await?;
-            sqlx::migrate::Migrator::new(migrations)
-                .await?
-                .run(&pool)
-                .await?;
-            pool.close().await;
-            anyhow::Ok(())
-        })?;
+        let options = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()?
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await?;
+        sqlx::migrate::Migrator::new(migrations)
+            .await?
+            .run(&pool)
+            .await?;
+        pool.close().await;
+        anyhow::Ok(())
+    })?;
     Ok(url)
 }
 

@@ -6,6 +6,7 @@
 //! test ends. When that server is unreachable, PostgreSQL tests are skipped
 //! with a message, except under `CI=true`, where they fail.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -81,7 +82,10 @@ pub async fn postgres_available() -> bool {
                     panic!("CI=true and PostgreSQL at {} is unreachable: {error}", test_database())
                 }
                 Err(error) => {
-                    eprintln!(
+                    // Straight to stderr: the test harness hides `eprintln!`
+                    // of passing tests, and this must be seen.
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "SKIPPED: the PostgreSQL tests of this binary, because {} is unreachable ({error}); \
                          start it (see README) or set TASUKI_TEST_POSTGRES",
                         test_database()

@@ -277,12 +277,32 @@ pub async fn prune_deletes_old_finished_jobs_only(store: Arc<dyn Store>) {
         .unwrap();
     store.job_cancel(cancelled, at(secs(2))).await.unwrap();
 
-    assert_eq!(store.job_prune(at(secs(1)), 10).await.unwrap(), 0, "not yet old");
-    assert_eq!(store.job_prune(at(secs(60)), 1).await.unwrap(), 1, "a batch at a time");
-    assert!(matches!(store.job_get(done).await, Err(StoreError::NotFound)), "oldest first");
+    assert_eq!(
+        store.job_prune(at(secs(1)), 10).await.unwrap(),
+        0,
+        "not yet old"
+    );
+    assert_eq!(
+        store.job_prune(at(secs(60)), 1).await.unwrap(),
+        1,
+        "a batch at a time"
+    );
+    assert!(
+        matches!(store.job_get(done).await, Err(StoreError::NotFound)),
+        "oldest first"
+    );
     assert_eq!(store.job_prune(at(secs(60)), 10).await.unwrap(), 1);
-    assert!(matches!(store.job_get(cancelled).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.job_get(cancelled).await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.job_prune(at(secs(60)), 10).await.unwrap(), 0);
-    assert_eq!(store.job_get(failed).await.unwrap().status, JobStatus::Failed);
-    assert_eq!(store.job_get(pending).await.unwrap().status, JobStatus::Pending);
+    assert_eq!(
+        store.job_get(failed).await.unwrap().status,
+        JobStatus::Failed
+    );
+    assert_eq!(
+        store.job_get(pending).await.unwrap().status,
+        JobStatus::Pending
+    );
 }

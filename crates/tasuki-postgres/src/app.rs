@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use serde_json::json;
 use tasuki_core::{
-    AgeFilter, AppStore, EmailMessage, JobId, NewJob, OnboardOutcome, Onboarding, Page,
-    StoreError, StoreResult, Timestamp, User, UserProfile,
+    AgeFilter, AppStore, EmailMessage, JobId, NewJob, OnboardOutcome, Onboarding, Page, StoreError,
+    StoreResult, Timestamp, User, UserProfile,
 };
 
 use crate::rows::{UserRow, db_error, ts};

@@ -226,11 +226,14 @@ impl JobStore for PgStore {
     }
 
     async fn job_prune(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
-        let done =
-            sqlx::query_file!("queries/job/prune.sql", before.to_datetime(), i64::from(limit))
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let done = sqlx::query_file!(
+            "queries/job/prune.sql",
+            before.to_datetime(),
+            i64::from(limit)
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(done.rows_affected())
     }
 

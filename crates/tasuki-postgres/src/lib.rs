@@ -76,10 +76,7 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| db_error(e.into()))?;
+        MIGRATOR.run(&pool).await.map_err(|e| db_error(e.into()))?;
         let jobs_added = Arc::new(Notify::new());
         let listener = listen::spawn(&pool, jobs_added.clone()).await?;
         Ok(Self {

@@ -1,5 +1,5 @@
 //! Maintenance that one process at a time does for all: taking back the
-//! leases of workers that died.
+//! leases of workers that died, and deleting finished jobs past retention.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +11,11 @@ use crate::worker::Shared;
 
 const LEADER: &str = "maintenance";
 const RESCUE_BATCH: u32 = 1_000;
+/// Small, so that a delete never holds many rows or the writer for long.
+const PRUNE_BATCH: u32 = 500;
 
 /// How often the leader looks for expired leases: a quarter lease, within bounds.
-fn interval(lease: Duration) -> Duration {
+pub(crate) fn interval(lease: Duration) -> Duration {
     (lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(15))
 }
 
@@ -28,34 +30,73 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             () = stop.cancelled() => break,
         }
-        let lease = LeaderParams {
-            name: LEADER,
-            owner,
-            now: shared.clock.now(),
-            ttl: every * 3,
-        };
-        match shared.store.leader_acquire(lease).await {
-            Ok(now_leading) => {
-                if now_leading != leading {
-                    tracing::info!(
-                        worker_id = owner,
-                        leading = now_leading,
-                        "maintenance leadership changed"
-                    );
-                }
-                leading = now_leading;
-            }
-            Err(error) => {
-                tracing::warn!(worker_id = owner, error = ?error, "cannot take the maintenance lease");
-                leading = false;
-            }
+        let now_leading = round(&shared, every * 3, &stop).await;
+        if now_leading != leading {
+            tracing::info!(
+                worker_id = owner,
+                leading = now_leading,
+                "maintenance leadership changed"
+            );
         }
-        if leading {
-            rescue(&shared).await;
-        }
+        leading = now_leading;
     }
     if leading && let Err(error) = shared.store.leader_release(LEADER, owner).await {
         tracing::warn!(worker_id = owner, error = ?error, "cannot give up the maintenance lease");
+    }
+}
+
+/// Takes or renews the leader lease for `ttl`; while it is held, rescues
+/// expired leases and deletes old jobs. Returns whether this worker leads.
+pub(crate) async fn round(shared: &Shared, ttl: Duration, stop: &CancellationToken) -> bool {
+    let lease = LeaderParams {
+        name: LEADER,
+        owner: &shared.config.id,
+        now: shared.clock.now(),
+        ttl,
+    };
+    match shared.store.leader_acquire(lease).await {
+        Ok(true) => {
+            rescue(shared).await;
+            prune(shared, stop).await;
+            true
+        }
+        Ok(false) => false,
+        Err(error) => {
+            tracing::warn!(worker_id = %shared.config.id, error = ?error, "cannot take the maintenance lease");
+            false
+        }
+    }
+}
+
+async fn prune(shared: &Shared, stop: &CancellationToken) {
+    let Some(before) = shared
+        .clock
+        .now()
+        .as_micros()
+        .checked_sub(i64::try_from(shared.config.retention.as_micros()).unwrap_or(i64::MAX))
+    else {
+        return;
+    };
+    let before = tasuki_core::Timestamp::from_micros(before);
+    let mut deleted = 0;
+    while !stop.is_cancelled() {
+        match shared.store.job_prune(before, PRUNE_BATCH).await {
+            Ok(n) => {
+                deleted += n;
+                if n < u64::from(PRUNE_BATCH) {
+                    break;
+                }
+                // Let claims and outcomes in between batches.
+                tokio::task::yield_now().await;
+            }
+            Err(error) => {
+                tracing::warn!(worker_id = %shared.config.id, error = ?error, "cannot delete old jobs");
+                break;
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(worker_id = %shared.config.id, jobs = deleted, "deleted finished jobs past retention");
     }
 }
 

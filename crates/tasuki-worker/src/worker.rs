@@ -30,6 +30,8 @@ pub struct WorkerConfig {
     pub retry: RetryPolicy,
     /// The longest an idle worker waits before it looks again, whatever it heard.
     pub idle_wait: Duration,
+    /// How long completed and cancelled jobs are kept (`JOB_RETENTION`).
+    pub retention: Duration,
 }
 
 impl WorkerConfig {
@@ -42,6 +44,7 @@ impl WorkerConfig {
             shutdown_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             idle_wait: Duration::from_secs(5),
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 
@@ -128,6 +131,14 @@ impl Worker {
         let outcomes = running.join_all().await;
         self.shared.record(outcomes).await;
         Ok(count)
+    }
+
+    /// One maintenance round, for tests and tools: when this worker holds or
+    /// takes the leader lease, takes back expired leases and deletes finished
+    /// jobs past retention. Returns whether it led.
+    pub async fn maintain_once(&self) -> bool {
+        let ttl = crate::maintenance::interval(self.shared.config.lease) * 3;
+        crate::maintenance::round(&self.shared, ttl, &CancellationToken::new()).await
     }
 
     /// Steps until no job is due; returns how many ran.

@@ -21,9 +21,14 @@ pub(crate) struct Cli {
 
 #[derive(Args, Debug)]
 pub(crate) struct GlobalArgs {
-    /// The database: a file path, or sqlite://PATH.
+    /// The database: a file path or sqlite://PATH (SQLite), or
+    /// postgres://USER@HOST:PORT/DATABASE (PostgreSQL).
     #[arg(long, global = true, env = "DATABASE_URL", default_value = "users.db")]
     pub(crate) database_url: String,
+    /// PostgreSQL: the most connections this process opens (default: 16 for
+    /// the API, 4 + WORKER_COUNT for the workers, the sum for both).
+    #[arg(long, global = true, env = "DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) database_pool_size: Option<u32>,
     /// SQLite's durability: `full` survives power loss, `normal` a process crash.
     #[arg(
         long,
@@ -100,6 +105,9 @@ pub(crate) struct WorkerArgs {
     /// The largest backoff.
     #[arg(long, env = "RETRY_MAX_DELAY", default_value = "1h", value_parser = duration)]
     pub(crate) retry_max_delay: Duration,
+    /// How long completed and cancelled jobs are kept before they are deleted.
+    #[arg(long, env = "JOB_RETENTION", default_value = "7d", value_parser = duration)]
+    pub(crate) job_retention: Duration,
     /// Exit once no job is pending, running or waiting to retry.
     #[arg(long)]
     pub(crate) until_empty: bool,

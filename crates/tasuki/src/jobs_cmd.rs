@@ -11,7 +11,7 @@ use crate::config;
 
 pub(crate) async fn run(global: &GlobalArgs, command: JobsCommand) -> anyhow::Result<()> {
     // Everything is checked before the database is opened: a bad command writes nothing.
-    let database = config::database(global)?;
+    let database = config::database(global, 2)?;
     let open = || config::open(&database);
     let now = Timestamp::now();
     match command {

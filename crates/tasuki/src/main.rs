@@ -52,9 +52,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve_cmd::run(&cli.global, &args, None).await,
         Some(Command::Worker(args)) => worker_cmd::run(&cli.global, &args).await,
         Some(Command::Migrate) => {
-            let config = config::database(&cli.global)?;
-            config::open(&config).await?;
-            println!("database {} is migrated", config.path.display());
+            let database = config::database(&cli.global, 1)?;
+            config::open(&database).await?;
+            println!("database {} is migrated", database.describe());
             Ok(())
         }
         Some(Command::Jobs(command)) => jobs_cmd::run(&cli.global, command).await,

@@ -17,7 +17,8 @@ pub(crate) async fn run(
     args: &ServeArgs,
     workers: Option<&WorkerArgs>,
 ) -> anyhow::Result<()> {
-    let database = config::database(global)?;
+    let pool_size = config::default_pool_size(true, workers.map(|w| w.concurrency));
+    let database = config::database(global, pool_size)?;
     workers.map(worker_cmd::check).transpose()?;
     let store = config::open(&database).await?;
     let registry = config::registry();

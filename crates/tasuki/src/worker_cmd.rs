@@ -13,7 +13,10 @@ use crate::cli::{GlobalArgs, WorkerArgs};
 use crate::config;
 
 pub(crate) async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> {
-    let database = config::database(global)?;
+    let database = config::database(
+        global,
+        config::default_pool_size(false, Some(args.concurrency)),
+    )?;
     check(args)?;
     let store = config::open(&database).await?;
     let registry = config::registry();
@@ -58,6 +61,7 @@ pub(crate) fn build(
     config.lease = args.lease_timeout;
     config.shutdown_timeout = global.shutdown_timeout;
     config.job_timeout = args.job_timeout;
+    config.retention = args.job_retention;
     config.retry = RetryPolicy {
         base: args.retry_base_delay,
         max: args.retry_max_delay,

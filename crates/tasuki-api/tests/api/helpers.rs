@@ -5,8 +5,8 @@ use std::sync::{Arc, LazyLock};
 use reqwest::Method;
 use serde_json::Value;
 use tasuki_api::{ApiConfig, AppState, Application, Contract, ValidationMode};
+use tasuki_conformance::{Engine, TestDb};
 use tasuki_core::{Store, SystemClock};
-use tasuki_sqlite::{SqliteConfig, SqliteStore};
 use tokio_util::sync::CancellationToken;
 
 static CONTRACT: LazyLock<Contract> = LazyLock::new(|| Contract::load().unwrap());
@@ -18,7 +18,7 @@ pub(crate) struct TestApp {
     /// The state's token: cancelling it makes /health report shutting down.
     pub(crate) shutting_down: CancellationToken,
     server: CancellationToken,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
 impl Drop for TestApp {
@@ -27,11 +27,14 @@ impl Drop for TestApp {
     }
 }
 
-pub(crate) async fn spawn_app(mode: ValidationMode) -> TestApp {
-    spawn_with(ApiConfig {
-        mode,
-        ..test_config()
-    })
+pub(crate) async fn spawn_app(engine: Engine, mode: ValidationMode) -> TestApp {
+    spawn_with(
+        engine,
+        ApiConfig {
+            mode,
+            ..test_config()
+        },
+    )
     .await
 }
 
@@ -42,11 +45,12 @@ pub(crate) fn test_config() -> ApiConfig {
     }
 }
 
-pub(crate) async fn spawn_with(config: ApiConfig) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut sqlite = SqliteConfig::new(dir.path().join("api.db"));
-    sqlite.durability = tasuki_sqlite::Durability::Normal;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&sqlite).await.unwrap());
+/// The app on a fresh database; `engine_tests!` has checked that the engine is up.
+pub(crate) async fn spawn_with(engine: Engine, config: ApiConfig) -> TestApp {
+    let db = tasuki_conformance::fresh(engine)
+        .await
+        .expect("engine_tests! runs a test only where its engine is up");
+    let store: Arc<dyn Store> = db.store.clone();
     let shutting_down = CancellationToken::new();
     let state = AppState {
         store: store.clone(),
@@ -64,7 +68,7 @@ pub(crate) async fn spawn_with(config: ApiConfig) -> TestApp {
         client: reqwest::Client::new(),
         shutting_down,
         server,
-        _dir: dir,
+        _db: db,
     }
 }
 

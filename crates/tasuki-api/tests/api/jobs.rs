@@ -5,10 +5,10 @@ use tasuki_api::{ApiConfig, ValidationMode};
 use tasuki_core::{ClaimParams, Completion, Failure, JobId, Timestamp};
 
 use crate::helpers::{spawn_app, spawn_with, test_config};
+use tasuki_conformance::Engine;
 
-#[tokio::test]
-async fn enqueue_checks_the_payload_against_its_types_schema() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn enqueue_checks_the_payload_against_its_types_schema(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     let reply = app.post_json("/jobs", "/jobs", &json!({"job_type": "probe", "payload": {"sleep_ms": 5}, "priority": 7, "max_retries": 1, "delay": "1h"})).await;
     assert_eq!(reply.status, 201);
     let id = reply.body["id"].as_i64().unwrap();
@@ -82,9 +82,8 @@ async fn enqueue_checks_the_payload_against_its_types_schema() {
     assert_eq!(reply.pointers(), ["/delay"]);
 }
 
-#[tokio::test]
-async fn get_list_stats_retry_and_cancel() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn get_list_stats_retry_and_cancel(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     let mut ids = Vec::new();
     for n in 0..3 {
         let reply = app
@@ -158,12 +157,14 @@ async fn get_list_stats_retry_and_cancel() {
     assert_eq!(stats.body["by_type"]["probe"]["pending"], 2);
 }
 
-#[tokio::test]
-async fn admin_token_guards_job_management_only() {
-    let app = spawn_with(ApiConfig {
-        admin_token: Some("s3cret".into()),
-        ..test_config()
-    })
+async fn admin_token_guards_job_management_only(engine: Engine) {
+    let app = spawn_with(
+        engine,
+        ApiConfig {
+            admin_token: Some("s3cret".into()),
+            ..test_config()
+        },
+    )
     .await;
     let body = json!({"job_type": "probe", "payload": {}});
     let reply = app.post_json("/jobs", "/jobs", &body).await;
@@ -223,3 +224,9 @@ async fn admin_token_guards_job_management_only() {
         201
     );
 }
+
+tasuki_conformance::engine_tests!(
+    enqueue_checks_the_payload_against_its_types_schema,
+    get_list_stats_retry_and_cancel,
+    admin_token_guards_job_management_only,
+);

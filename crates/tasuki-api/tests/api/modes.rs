@@ -4,10 +4,10 @@ use serde_json::json;
 use tasuki_api::ValidationMode;
 
 use crate::helpers::spawn_app;
+use tasuki_conformance::Engine;
 
-#[tokio::test]
-async fn flexible_keeps_unknown_fields_with_the_user_and_its_job() {
-    let app = spawn_app(ValidationMode::Flexible).await;
+async fn flexible_keeps_unknown_fields_with_the_user_and_its_job(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Flexible).await;
     let reply = app
         .post_json(
             "/users",
@@ -41,9 +41,8 @@ async fn flexible_keeps_unknown_fields_with_the_user_and_its_job() {
     assert_eq!(reply.pointers(), ["/age"]);
 }
 
-#[tokio::test]
-async fn default_refuses_unknown_fields_but_takes_loose_forms() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn default_refuses_unknown_fields_but_takes_loose_forms(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     let reply = app
         .post_json(
             "/users",
@@ -76,9 +75,10 @@ async fn default_refuses_unknown_fields_but_takes_loose_forms() {
     );
 }
 
-#[tokio::test]
-async fn strict_refuses_duplicates_loose_integers_unknown_parameters_and_other_types() {
-    let app = spawn_app(ValidationMode::Strict).await;
+async fn strict_refuses_duplicates_loose_integers_unknown_parameters_and_other_types(
+    engine: Engine,
+) {
+    let app = spawn_app(engine, ValidationMode::Strict).await;
     let reply = app
         .post_raw(
             "/users",
@@ -139,3 +139,9 @@ async fn strict_refuses_duplicates_loose_integers_unknown_parameters_and_other_t
         .await;
     assert_eq!(reply.status, 201);
 }
+
+tasuki_conformance::engine_tests!(
+    flexible_keeps_unknown_fields_with_the_user_and_its_job,
+    default_refuses_unknown_fields_but_takes_loose_forms,
+    strict_refuses_duplicates_loose_integers_unknown_parameters_and_other_types,
+);

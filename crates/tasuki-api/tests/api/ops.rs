@@ -4,10 +4,10 @@ use serde_json::json;
 use tasuki_api::ValidationMode;
 
 use crate::helpers::spawn_app;
+use tasuki_conformance::Engine;
 
-#[tokio::test]
-async fn health_reports_counts_and_shutdown() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn health_reports_counts_and_shutdown(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     app.post_json(
         "/users",
         "/users",
@@ -27,9 +27,8 @@ async fn health_reports_counts_and_shutdown() {
     );
 }
 
-#[tokio::test]
-async fn metrics_are_prometheus_text() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn metrics_are_prometheus_text(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     app.post_json(
         "/users",
         "/users",
@@ -49,9 +48,8 @@ async fn metrics_are_prometheus_text() {
     }
 }
 
-#[tokio::test]
-async fn the_contract_is_served_and_requests_carry_ids() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn the_contract_is_served_and_requests_carry_ids(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     let reply = app.get("/openapi.yaml", "/openapi.yaml").await;
     assert_eq!(reply.body.as_str().unwrap(), tasuki_api::OPENAPI_YAML);
     assert!(!reply.headers["x-request-id"].is_empty());
@@ -101,9 +99,10 @@ async fn a_timed_out_request_is_a_problem() {
         request_timeout: std::time::Duration::from_millis(100),
         ..crate::helpers::test_config()
     };
-    let app = crate::helpers::spawn_with(config).await;
-    // An open transaction holds the one writer connection, so the enqueue
-    // below waits for it past the timeout.
+    // On SQLite an open transaction holds the one writer connection, so the
+    // enqueue below waits for it past the timeout (the middleware is the same
+    // on both engines).
+    let app = crate::helpers::spawn_with(Engine::Sqlite, config).await;
     let held = app.store.begin().await.unwrap();
     let reply = app
         .client
@@ -119,3 +118,9 @@ async fn a_timed_out_request_is_a_problem() {
     let body: serde_json::Value = reply.json().await.unwrap();
     assert_eq!(body["type"], "urn:tasuki:problem:timeout");
 }
+
+tasuki_conformance::engine_tests!(
+    health_reports_counts_and_shutdown,
+    metrics_are_prometheus_text,
+    the_contract_is_served_and_requests_carry_ids,
+);

@@ -5,10 +5,10 @@ use tasuki_api::ValidationMode;
 use tasuki_core::{JobFilter, JobStatus};
 
 use crate::helpers::spawn_app;
+use tasuki_conformance::Engine;
 
-#[tokio::test]
-async fn create_user_commits_the_user_and_its_job_together() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn create_user_commits_the_user_and_its_job_together(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     let reply = app
         .post_json(
             "/users",
@@ -41,9 +41,8 @@ async fn create_user_commits_the_user_and_its_job_together() {
     assert_eq!(got.body["name"], "Ada");
 }
 
-#[tokio::test]
-async fn the_same_email_twice_is_a_conflict_and_writes_nothing() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn the_same_email_twice_is_a_conflict_and_writes_nothing(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     let user = json!({"email": "twice@example.com", "age": 20});
     assert_eq!(app.post_json("/users", "/users", &user).await.status, 201);
     let reply = app.post_json("/users", "/users", &user).await;
@@ -52,9 +51,8 @@ async fn the_same_email_twice_is_a_conflict_and_writes_nothing() {
     assert_eq!((app.count("users").await, app.count("jobs").await), (1, 1));
 }
 
-#[tokio::test]
-async fn every_violation_is_named_by_its_pointer() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn every_violation_is_named_by_its_pointer(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     let reply = app
         .post_json("/users", "/users", &json!({"name": 5, "extra": true}))
         .await;
@@ -81,9 +79,8 @@ async fn every_violation_is_named_by_its_pointer() {
     assert_eq!((app.count("users").await, app.count("jobs").await), (0, 0));
 }
 
-#[tokio::test]
-async fn malformed_wrong_type_and_oversized_bodies_are_refused() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn malformed_wrong_type_and_oversized_bodies_are_refused(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     let reply = app
         .post_raw("/users", "application/json", "{\"email\": ")
         .await;
@@ -108,9 +105,8 @@ async fn malformed_wrong_type_and_oversized_bodies_are_refused() {
     assert_eq!((app.count("users").await, app.count("jobs").await), (0, 0));
 }
 
-#[tokio::test]
-async fn get_and_list_users() {
-    let app = spawn_app(ValidationMode::Default).await;
+async fn get_and_list_users(engine: Engine) {
+    let app = spawn_app(engine, ValidationMode::Default).await;
     for n in 0..5 {
         app.post_json(
             "/users",
@@ -142,9 +138,8 @@ async fn get_and_list_users() {
 }
 
 /// 200 concurrent creations: 200 users, each with exactly one job.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_signups() {
-    let app = std::sync::Arc::new(spawn_app(ValidationMode::Default).await);
+async fn two_hundred_concurrent_signups(engine: Engine) {
+    let app = std::sync::Arc::new(spawn_app(engine, ValidationMode::Default).await);
     let tasks: Vec<_> = (0..200)
         .map(|n| {
             let app = app.clone();
@@ -185,3 +180,12 @@ async fn two_hundred_concurrent_signups() {
     owners.dedup();
     assert_eq!((jobs.items.len(), owners.len()), (200, 200));
 }
+
+tasuki_conformance::engine_tests!(
+    create_user_commits_the_user_and_its_job_together,
+    the_same_email_twice_is_a_conflict_and_writes_nothing,
+    every_violation_is_named_by_its_pointer,
+    malformed_wrong_type_and_oversized_bodies_are_refused,
+    get_and_list_users,
+    two_hundred_concurrent_signups,
+);

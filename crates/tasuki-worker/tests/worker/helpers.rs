@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use tasuki_conformance::{Engine, TestDb};
 use tasuki_core::{Clock, Job, JobId, ManualClock, NewJob, Store, Timestamp};
-use tasuki_sqlite::{SqliteConfig, SqliteStore};
 use tasuki_worker::{Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
 use tokio::sync::{Notify, mpsc};
 
@@ -18,16 +18,16 @@ pub(crate) struct Env {
     pub(crate) clock: ManualClock,
     pub(crate) started: mpsc::UnboundedReceiver<JobId>,
     pub(crate) gate: Arc<Notify>,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
     registry: Arc<Registry>,
 }
 
 impl Env {
-    pub(crate) async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("w.db")))
+    /// A fresh database; `engine_tests!` has checked that the engine is up.
+    pub(crate) async fn new(engine: Engine) -> Self {
+        let db = tasuki_conformance::fresh(engine)
             .await
-            .unwrap();
+            .expect("engine_tests! runs a test only where its engine is up");
         let (tx, started) = mpsc::unbounded_channel();
         let gate = Arc::new(Notify::new());
         let registry = Registry::new()
@@ -43,11 +43,11 @@ impl Env {
                 gate: gate.clone(),
             });
         Self {
-            store: Arc::new(store),
+            store: db.store.clone(),
             clock: ManualClock::new(T0),
             started,
             gate,
-            _dir: dir,
+            _db: db,
             registry: Arc::new(registry),
         }
     }

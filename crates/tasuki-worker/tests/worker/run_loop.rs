@@ -8,6 +8,7 @@ use tasuki_core::{JobStatus, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Env, next_started};
+use tasuki_conformance::Engine;
 
 /// A worker's run loop on its own task, stopped like a signal would.
 struct Running {
@@ -38,9 +39,8 @@ impl Running {
 
 /// An idle worker starts a job enqueued in its process at once: its fallback
 /// wait is an hour, so only the wake-up can start the job before the deadline.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_worker_wakes_on_enqueue_and_shuts_down_cleanly() {
-    let mut env = Env::new().await;
+async fn an_idle_worker_wakes_on_enqueue_and_shuts_down_cleanly(engine: Engine) {
+    let mut env = Env::new(engine).await;
     let mut config = env.config();
     config.idle_wait = Duration::from_secs(3600);
     let worker = env.worker_with(config, Arc::new(SystemClock));
@@ -64,9 +64,8 @@ async fn an_idle_worker_wakes_on_enqueue_and_shuts_down_cleanly() {
 
 /// At shutdown, a job that does not finish in time is handed back unspent;
 /// one that finishes in time is completed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_hands_back_unfinished_jobs_without_spending_a_retry() {
-    let mut env = Env::new().await;
+async fn shutdown_hands_back_unfinished_jobs_without_spending_a_retry(engine: Engine) {
+    let mut env = Env::new(engine).await;
     let mut config = env.config();
     config.shutdown_timeout = Duration::from_millis(300);
     config.job_timeout = Duration::from_secs(60);
@@ -101,9 +100,8 @@ async fn shutdown_hands_back_unfinished_jobs_without_spending_a_retry() {
 
 /// Heartbeats keep a long job's lease alive past its first expiry, so the
 /// maintenance leader does not take it back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn heartbeats_keep_a_running_job_leased() {
-    let mut env = Env::new().await;
+async fn heartbeats_keep_a_running_job_leased(engine: Engine) {
+    let mut env = Env::new(engine).await;
     let mut config = env.config();
     config.lease = Duration::from_millis(300);
     config.job_timeout = Duration::from_secs(60);
@@ -141,3 +139,9 @@ async fn heartbeats_keep_a_running_job_leased() {
         (JobStatus::Completed, 1, 0)
     );
 }
+
+tasuki_conformance::engine_tests!(
+    an_idle_worker_wakes_on_enqueue_and_shuts_down_cleanly,
+    shutdown_hands_back_unfinished_jobs_without_spending_a_retry,
+    heartbeats_keep_a_running_job_leased,
+);

@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tasuki_core::{Clock, JobStatus, NewJob};
+use std::sync::Arc;
+
+use tasuki_core::{ClaimParams, Clock, JobStatus, NewJob, StoreError};
 
 use crate::helpers::{Env, T0};
+use tasuki_conformance::Engine;
 
-#[tokio::test]
-async fn drain_runs_every_due_job_and_stores_results() {
-    let env = Env::new().await;
+async fn drain_runs_every_due_job_and_stores_results(engine: Engine) {
+    let env = Env::new(engine).await;
     let ids: Vec<_> = futures_join(&env, 10).await;
     let later = env
         .store
@@ -44,9 +46,8 @@ async fn futures_join(env: &Env, n: usize) -> Vec<tasuki_core::JobId> {
     ids
 }
 
-#[tokio::test]
-async fn failures_retry_with_persisted_backoff_until_success() {
-    let env = Env::new().await;
+async fn failures_retry_with_persisted_backoff_until_success(engine: Engine) {
+    let env = Env::new(engine).await;
     let id = env.enqueue("flaky", json!({"fail": 2})).await;
     let worker = env.worker();
     let base = Duration::from_secs(1);
@@ -89,9 +90,8 @@ async fn failures_retry_with_persisted_backoff_until_success() {
     );
 }
 
-#[tokio::test]
-async fn retry_after_uses_the_handlers_delay_and_budget_ends_in_failed() {
-    let env = Env::new().await;
+async fn retry_after_uses_the_handlers_delay_and_budget_ends_in_failed(engine: Engine) {
+    let env = Env::new(engine).await;
     let id = env
         .store
         .job_insert(NewJob::new("flaky", json!({"fail": 5, "after_ms": 7_000}), T0).max_retries(1))
@@ -111,9 +111,8 @@ async fn retry_after_uses_the_handlers_delay_and_budget_ends_in_failed() {
     assert_eq!(job.completed_at, Some(env.clock.now()));
 }
 
-#[tokio::test]
-async fn hopeless_jobs_fail_at_once() {
-    let env = Env::new().await;
+async fn hopeless_jobs_fail_at_once(engine: Engine) {
+    let env = Env::new(engine).await;
     let permanent = env.enqueue("permanent", json!({})).await;
     let unknown = env.enqueue("nobody_handles_this", json!({})).await;
     let bad_payload = env.enqueue("flaky", json!({"fail": "twice"})).await;
@@ -137,9 +136,8 @@ async fn hopeless_jobs_fail_at_once() {
     }
 }
 
-#[tokio::test]
-async fn panics_and_timeouts_fail_the_attempt_not_the_worker() {
-    let env = Env::new().await;
+async fn panics_and_timeouts_fail_the_attempt_not_the_worker(engine: Engine) {
+    let env = Env::new(engine).await;
     let panics = env.enqueue("panics", json!({})).await;
     let sleeps = env.enqueue("sleeps", json!({})).await;
     let fine = env.enqueue("echo", json!({"ok": 1})).await;
@@ -156,3 +154,55 @@ async fn panics_and_timeouts_fail_the_attempt_not_the_worker() {
     assert_eq!(job.error_message.as_deref(), Some("timed out after 200ms"));
     assert_eq!(env.job(fine).await.status, JobStatus::Completed);
 }
+
+async fn maintenance_rescues_lost_leases_and_deletes_old_jobs(engine: Engine) {
+    let env = Env::new(engine).await;
+    let done = env.enqueue("echo", json!({})).await;
+    assert_eq!(env.worker().drain().await.unwrap(), 1);
+    let lost = env.enqueue("echo", json!({})).await;
+    let claimed = env
+        .store
+        .job_claim(ClaimParams {
+            owner: "a-worker-that-died",
+            limit: 1,
+            now: T0,
+            lease_expires_at: T0.saturating_add(Duration::from_secs(30)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, lost);
+
+    let mut config = env.config();
+    config.retention = Duration::from_secs(3600);
+    let clock = Arc::new(env.clock.clone());
+    let leader = env.worker_with(config.clone(), clock.clone());
+    env.clock.advance(Duration::from_secs(1800));
+    assert!(leader.maintain_once().await, "the first to ask leads");
+    assert_eq!(
+        env.job(done).await.status,
+        JobStatus::Completed,
+        "kept: younger than retention"
+    );
+    let rescued = env.job(lost).await;
+    assert_eq!(rescued.status, JobStatus::RetryPending);
+    assert_eq!(rescued.errors[0].error, "lease expired");
+
+    config.id = "another-worker".into();
+    let other = env.worker_with(config, clock);
+    assert!(!other.maintain_once().await, "one leader at a time");
+    env.clock.advance(Duration::from_secs(1801));
+    assert!(leader.maintain_once().await);
+    assert!(
+        matches!(env.store.job_get(done).await, Err(StoreError::NotFound)),
+        "deleted past retention"
+    );
+}
+
+tasuki_conformance::engine_tests!(
+    maintenance_rescues_lost_leases_and_deletes_old_jobs,
+    drain_runs_every_due_job_and_stores_results,
+    failures_retry_with_persisted_backoff_until_success,
+    retry_after_uses_the_handlers_delay_and_budget_ends_in_failed,
+    hopeless_jobs_fail_at_once,
+    panics_and_timeouts_fail_the_attempt_not_the_worker,
+);
