@@ -1,29 +1,51 @@
 //! Running `tasuki` processes, reading their JSON logs, waiting with deadlines.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tasuki_conformance::{Engine, TestDb};
 
+/// The database that the processes of a test share.
 pub(crate) struct Db {
+    /// The SQLite file (unused on PostgreSQL).
     pub(crate) path: PathBuf,
-    _dir: tempfile::TempDir,
+    pub(crate) url: String,
+    _dir: Option<tempfile::TempDir>,
+    _postgres: Option<TestDb>,
 }
 
 impl Db {
+    /// A SQLite file that does not exist yet.
     pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasuki.db");
         Self {
-            path: dir.path().join("tasuki.db"),
-            _dir: dir,
+            url: path.display().to_string(),
+            path,
+            _dir: Some(dir),
+            _postgres: None,
         }
     }
 
+    /// A migrated schema of its own on PostgreSQL; `None` (the test skips,
+    /// saying why) when PostgreSQL is unreachable outside CI.
+    pub(crate) async fn postgres() -> Option<Self> {
+        let db = tasuki_conformance::fresh(Engine::Postgres).await?;
+        Some(Self {
+            path: PathBuf::new(),
+            url: db.url.clone(),
+            _dir: None,
+            _postgres: Some(db),
+        })
+    }
+
     pub(crate) fn command(&self) -> Command {
-        tasuki(&self.path)
+        tasuki(&self.url)
     }
 
     /// Runs a command that must succeed; returns its stdout.
@@ -48,7 +70,7 @@ impl Db {
     }
 }
 
-pub(crate) fn tasuki(db: &Path) -> Command {
+pub(crate) fn tasuki(db: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tasuki"));
     command
         .env_clear()
@@ -132,14 +154,45 @@ impl Worker {
     }
 }
 
-/// Waits for every child to exit, failing the test after the deadline.
-pub(crate) fn wait_all(children: Vec<Child>, deadline: Duration) -> Vec<std::process::ExitStatus> {
+/// A minimal HTTP/1.0 exchange: status code and body.
+pub(crate) fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `POST path` with a JSON body.
+pub(crate) fn post_json(addr: &str, path: &str, body: &str) -> (u16, String) {
+    http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// Waits for every process to exit, failing the test after the deadline.
+pub(crate) fn wait_all(
+    processes: Vec<Worker>,
+    deadline: Duration,
+) -> Vec<std::process::ExitStatus> {
     let (tx, rx) = mpsc::channel();
-    let count = children.len();
-    for (index, mut child) in children.into_iter().enumerate() {
+    let count = processes.len();
+    for (index, mut process) in processes.into_iter().enumerate() {
         let tx = tx.clone();
         std::thread::spawn(move || {
-            let status = child.wait().unwrap();
+            let status = process.child.wait().unwrap();
             let _ = tx.send((index, status));
         });
     }

@@ -3,5 +3,6 @@
 mod commands;
 mod helpers;
 mod multiprocess;
+mod multiprocess_postgres;
 mod serve;
 mod shutdown;

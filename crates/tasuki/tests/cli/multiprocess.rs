@@ -48,7 +48,7 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
         .unwrap()
         .as_micros() as i64;
 
-    let survivors: Vec<_> = workers.map(|w| w.child).collect();
+    let survivors: Vec<_> = workers.collect();
     for status in wait_all(survivors, Duration::from_secs(120)) {
         assert_eq!(status.code(), Some(0));
     }

@@ -1,31 +1,14 @@
 //! `tasuki run` and a worker's `METRICS_PORT`, over real sockets.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{Db, Worker, wait_all};
+use crate::helpers::{Db, Worker, http, post_json, wait_all};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A minimal HTTP/1.0 exchange: status code and body.
-fn http(addr: &str, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn listening(worker: &Worker) -> String {
+pub(crate) fn listening(worker: &Worker) -> String {
     worker.wait_for("listening", 1, DEADLINE)[0]["addr"]
         .as_str()
         .unwrap()
@@ -38,13 +21,7 @@ fn run_serves_the_api_runs_the_jobs_and_stops_on_sigterm() {
     let server = Worker::spawn_command(&db, "run", &[("PORT", "0"), ("LOG_LEVEL", "info")]);
     let addr = listening(&server);
     let body = r#"{"email": "run@example.com", "age": 40, "name": "Run"}"#;
-    let (status, created) = http(
-        &addr,
-        &format!(
-            "POST /users HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    );
+    let (status, created) = post_json(&addr, "/users", body);
     assert_eq!(status, 201, "{created}");
     let created: Value = serde_json::from_str(&created).unwrap();
     assert_eq!(created["email"], "run@example.com");
@@ -60,7 +37,7 @@ fn run_serves_the_api_runs_the_jobs_and_stops_on_sigterm() {
     assert_eq!(status, 200, "{health}");
 
     server.signal("-TERM");
-    let status = wait_all(vec![server.child], DEADLINE);
+    let status = wait_all(vec![server], DEADLINE);
     assert_eq!(status[0].code(), Some(0));
 }
 
@@ -90,5 +67,5 @@ fn a_worker_serves_health_and_metrics_on_its_metrics_port() {
     );
     assert!(metrics.contains("job_duration_seconds_bucket"), "{metrics}");
     worker.signal("-TERM");
-    assert_eq!(wait_all(vec![worker.child], DEADLINE)[0].code(), Some(0));
+    assert_eq!(wait_all(vec![worker], DEADLINE)[0].code(), Some(0));
 }

@@ -20,7 +20,7 @@ async fn sigterm_lets_running_jobs_finish_and_claims_no_more() {
     let worker = Worker::spawn(&db, &[("WORKER_COUNT", "3"), ("LOG_LEVEL", "debug")], &[]);
     worker.wait_for("job started", 3, DEADLINE);
     worker.signal("-TERM");
-    let status = wait_all(vec![worker.child], DEADLINE);
+    let status = wait_all(vec![worker], DEADLINE);
     assert_eq!(status[0].code(), Some(0));
 
     let pool = db.pool().await;
@@ -54,7 +54,7 @@ async fn sigterm_hands_back_jobs_that_outlast_the_shutdown_timeout() {
     let worker = Worker::spawn(&db, &env, &[]);
     worker.wait_for("job started", 2, DEADLINE);
     worker.signal("-INT");
-    let status = wait_all(vec![worker.child], DEADLINE);
+    let status = wait_all(vec![worker], DEADLINE);
     assert_eq!(status[0].code(), Some(0));
 
     let pool = db.pool().await;
