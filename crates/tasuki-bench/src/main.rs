@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Enqueue and drain throughput on SQLite, with the raw-SQL ceiling.
+    /// Enqueue and drain throughput with the raw-SQL ceiling, and pickup latency, on both engines.
     Queue(queue::QueueArgs),
     /// Internal: drains a prepared database and reports on stdout.
     DrainChild(queue::DrainArgs),

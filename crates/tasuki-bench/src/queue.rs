@@ -1,36 +1,51 @@
-//! The queue benchmark: enqueue, drain, and the raw-SQL ceiling.
+//! The queue benchmark: enqueue, drain, the raw-SQL ceiling, and pickup
+//! latency across processes, on SQLite and PostgreSQL.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tasuki_core::{ClaimParams, Completion, JobStatus, NewJob, Store, SystemClock, Timestamp};
-use tasuki_sqlite::{Durability, SqliteConfig, SqliteStore};
+use tasuki_core::{
+    ClaimParams, Completion, JobId, JobStatus, NewJob, Store, SystemClock, Timestamp,
+};
+use tasuki_postgres::{PgConfig, PgStore};
+use tasuki_sqlite::{SqliteConfig, SqliteStore};
 use tasuki_worker::{Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
 pub(crate) struct QueueArgs {
-    /// Jobs per run.
+    /// Jobs per throughput run.
     #[arg(long, default_value_t = 100_000)]
     jobs: usize,
     /// Worker slots (and the ceiling's batch size).
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
-    /// `normal`, `full` or `both`.
+    /// `sqlite`, `postgres` or `both`.
+    #[arg(long, default_value = "both")]
+    engine: String,
+    /// SQLite's `normal`, `full` or `both`.
     #[arg(long, default_value = "both")]
     durability: String,
-    /// Runs per durability; the summary gives each metric's median.
+    /// Throughput runs per setting; the summary gives each metric's median.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// The PostgreSQL server's maintenance database; the bench makes its own schemas in it.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres: String,
+    /// Jobs of the pickup-latency run (0 skips it).
+    #[arg(long, default_value_t = 2_000)]
+    latency_jobs: usize,
+    /// Their rate, jobs per second, enqueued one at a time.
+    #[arg(long, default_value_t = 200)]
+    latency_rate: u32,
 }
 
-/// One run's numbers.
+/// One throughput run's numbers.
 #[derive(Clone, Copy)]
 struct Sample {
     enqueue: f64,
@@ -44,35 +59,112 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Where a run's databases go: a fresh file per database, or a fresh schema.
+#[derive(Clone)]
+enum Target {
+    /// `normal` or `full`.
+    Sqlite(&'static str),
+    Postgres(String),
+}
+
+impl Target {
+    fn label(&self) -> String {
+        match self {
+            Target::Sqlite(mode) => format!("SQLite synchronous={}", mode.to_uppercase()),
+            Target::Postgres(_) => "PostgreSQL".to_owned(),
+        }
+    }
+
+    fn durability(&self) -> &'static str {
+        match self {
+            Target::Sqlite(mode) => mode,
+            Target::Postgres(_) => "full",
+        }
+    }
+
+    /// A new, empty database named `name` (a file in `dir`, or a schema).
+    async fn fresh(&self, dir: &tempfile::TempDir, name: &str) -> anyhow::Result<String> {
+        match self {
+            Target::Sqlite(..) => Ok(dir.path().join(format!("{name}.db")).display().to_string()),
+            Target::Postgres(server) => {
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(server).await?;
+                let schema = format!("tasuki_bench_{name}");
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&mut admin)
+                    .await?;
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut admin)
+                    .await?;
+                Ok(format!("{server}?options=-csearch_path%3D{schema}"))
+            }
+        }
+    }
+}
+
+/// Opens a database by URL (a path is SQLite).
+async fn open(url: &str, durability: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if PgConfig::is_postgres_url(url) {
+        let mut config = PgConfig::new(url);
+        config.max_connections = 8;
+        return Ok(Arc::new(PgStore::open(&config).await?));
+    }
+    let mut config = SqliteConfig::new(url);
+    config.durability = durability.parse().map_err(anyhow::Error::msg)?;
+    Ok(Arc::new(SqliteStore::open(&config).await?))
+}
+
 #[derive(clap::Args)]
 pub(crate) struct DrainArgs {
     #[arg(long)]
-    db: PathBuf,
+    url: String,
     #[arg(long)]
     jobs: usize,
     #[arg(long)]
     concurrency: usize,
     #[arg(long)]
     durability: String,
+    /// Report each job's start time instead of the total (the latency run).
+    #[arg(long)]
+    starts: bool,
 }
 
 pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
-    let modes = match args.durability.as_str() {
-        "both" => vec!["normal", "full"],
-        one => vec![one],
-    };
-    println!(
-        "queue benchmark: {} no-op jobs, {} worker slots, SQLite WAL",
-        args.jobs, args.concurrency
+    let mut targets = Vec::new();
+    if matches!(args.engine.as_str(), "sqlite" | "both") {
+        for mode in match args.durability.as_str() {
+            "both" => vec!["normal", "full"],
+            "normal" => vec!["normal"],
+            _ => vec!["full"],
+        } {
+            targets.push(Target::Sqlite(mode));
+        }
+    }
+    if matches!(args.engine.as_str(), "postgres" | "both") {
+        targets.push(Target::Postgres(args.postgres.clone()));
+    }
+    ensure!(
+        !targets.is_empty(),
+        "--engine takes sqlite, postgres or both"
     );
-    for mode in modes {
-        let durability: Durability = mode.parse().map_err(anyhow::Error::msg)?;
+    println!(
+        "queue benchmark: {} no-op jobs, {} worker slots; SQLite in WAL mode, PostgreSQL at {}",
+        args.jobs,
+        args.concurrency,
+        args.postgres.rsplit_once('@').map_or("?", |(_, host)| host)
+    );
+    for target in &targets {
         let mut samples = Vec::new();
         for run in 1..=args.runs.max(1) {
-            let sample = sample(&args, durability, mode).await?;
+            let sample = sample(&args, target).await?;
             println!(
-                "  synchronous={} run {run}: enqueue {:.0}/s, drain {:.0}/s, ceiling {:.0}/s, peak RSS {:.1} MiB",
-                mode.to_uppercase(),
+                "  {} run {run}: enqueue {:.0}/s, drain {:.0}/s, ceiling {:.0}/s, peak RSS {:.1} MiB",
+                target.label(),
                 sample.enqueue,
                 sample.drain,
                 sample.ceiling,
@@ -81,32 +173,81 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
             samples.push(sample);
         }
         let of = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
-        let (drain, ceiling) = (of(|s| s.drain), of(|s| s.ceiling));
         let ratio = median(samples.iter().map(|s| s.drain / s.ceiling).collect());
         println!(
-            "synchronous={} (median of {}): enqueue {:.0} jobs/s | drain {:.0} jobs/s | ceiling {:.0} jobs/s | drain/ceiling {:.0}% | worker peak RSS {:.1} MiB",
-            mode.to_uppercase(),
+            "{} (median of {}): enqueue {:.0} jobs/s | drain {:.0} jobs/s | ceiling {:.0} jobs/s | drain/ceiling {:.0}% | worker peak RSS {:.1} MiB",
+            target.label(),
             samples.len(),
             of(|s| s.enqueue),
-            drain,
-            ceiling,
+            of(|s| s.drain),
+            of(|s| s.ceiling),
             100.0 * ratio,
             of(|s| s.rss_mib),
         );
     }
+    if args.latency_jobs > 0 {
+        for target in targets.iter().filter(|t| t.durability() == "full") {
+            latency(&args, target).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Jobs enqueued one at a time at a steady rate by this process, run by a
+/// worker in another: the time from each enqueue's commit to its handler's start.
+async fn latency(args: &QueueArgs, target: &Target) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = target.fresh(&dir, "latency").await?;
+    let store = open(&url, target.durability()).await?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["drain-child", "--starts", "--url", &url])
+        .args(["--jobs", &args.latency_jobs.to_string()])
+        .args(["--concurrency", "16", "--durability", target.durability()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the worker")?;
+    // Let the worker start and go idle before the first job.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut committed = std::collections::HashMap::with_capacity(args.latency_jobs);
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / args.latency_rate.max(1));
+    for _ in 0..args.latency_jobs {
+        tick.tick().await;
+        let job = NewJob::new(Noop::JOB_TYPE, json!({}), Timestamp::now());
+        let id = store.job_insert(job).await?.id;
+        committed.insert(id, Timestamp::now().as_micros());
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    ensure!(output.status.success(), "the latency worker failed");
+    let starts: Vec<(i64, i64)> = serde_json::from_slice(&output.stdout)?;
+    let mut waits: Vec<f64> = starts
+        .into_iter()
+        .map(|(id, started)| (started - committed[&JobId(id)]) as f64 / 1_000.0)
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    println!(
+        "{} pickup latency across processes ({} jobs at {}/s): p50 {:.2} ms | p95 {:.2} ms | p99 {:.2} ms | max {:.2} ms",
+        target.label(),
+        waits.len(),
+        args.latency_rate,
+        percentile(&waits, 50.0),
+        percentile(&waits, 95.0),
+        percentile(&waits, 99.0),
+        waits[waits.len() - 1],
+    );
     Ok(())
 }
 
 /// Enqueue and drain in one database, the ceiling in another, side by side.
-async fn sample(args: &QueueArgs, durability: Durability, mode: &str) -> anyhow::Result<Sample> {
+async fn sample(args: &QueueArgs, target: &Target) -> anyhow::Result<Sample> {
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("bench.db");
-    let store = open(&db, durability).await?;
+    let url = target.fresh(&dir, "drain").await?;
+    let store = open(&url, target.durability()).await?;
     let enqueue = enqueue(&store, args.jobs).await?;
     drop(store);
-    let drain = spawn_drain(&db, args.jobs, args.concurrency, mode)?;
+    let drain = spawn_drain(&url, args.jobs, args.concurrency, target.durability())?;
 
-    let store = open(&dir.path().join("ceiling.db"), durability).await?;
+    let url = target.fresh(&dir, "ceiling").await?;
+    let store = open(&url, target.durability()).await?;
     enqueue_jobs(&store, args.jobs).await?;
     let ceiling = ceiling(&store, args.jobs, args.concurrency).await?;
     Ok(Sample {
@@ -115,12 +256,6 @@ async fn sample(args: &QueueArgs, durability: Durability, mode: &str) -> anyhow:
         ceiling,
         rss_mib: drain.peak_rss_kib as f64 / 1024.0,
     })
-}
-
-async fn open(path: &Path, durability: Durability) -> anyhow::Result<Arc<dyn Store>> {
-    let mut config = SqliteConfig::new(path);
-    config.durability = durability;
-    Ok(Arc::new(SqliteStore::open(&config).await?))
 }
 
 fn noops(n: usize) -> Vec<NewJob> {
@@ -185,14 +320,13 @@ struct DrainReport {
 }
 
 fn spawn_drain(
-    db: &Path,
+    url: &str,
     jobs: usize,
     concurrency: usize,
     mode: &str,
 ) -> anyhow::Result<DrainReport> {
     let output = Command::new(std::env::current_exe()?)
-        .args(["drain-child", "--db"])
-        .arg(db)
+        .args(["drain-child", "--url", url])
         .args([
             "--jobs",
             &jobs.to_string(),
@@ -215,19 +349,18 @@ fn spawn_drain(
     })
 }
 
-/// Drains the database through a worker and prints the time and peak memory.
+/// Drains the database through a worker and prints the time and peak
+/// memory, or (`--starts`) each job's id and start time.
 pub(crate) async fn drain_child(args: DrainArgs) -> anyhow::Result<()> {
-    let store = open(
-        &args.db,
-        args.durability.parse().map_err(anyhow::Error::msg)?,
-    )
-    .await?;
+    let store = open(&args.url, &args.durability).await?;
     let ran = Arc::new(AtomicUsize::new(0));
     let all_ran = CancellationToken::new();
+    let starts = Arc::new(Mutex::new(Vec::with_capacity(args.jobs)));
     let registry = Registry::new().register(Noop {
         ran: ran.clone(),
         target: args.jobs,
         all_ran: all_ran.clone(),
+        starts: args.starts.then(|| starts.clone()),
     });
     let mut config = WorkerConfig::new("bench");
     config.concurrency = args.concurrency;
@@ -249,7 +382,12 @@ pub(crate) async fn drain_child(args: DrainArgs) -> anyhow::Result<()> {
         stats.count(JobStatus::Completed),
         args.jobs
     );
-    println!("{}", json!({"secs": secs, "peak_rss_kib": peak_rss_kib()?}));
+    if args.starts {
+        let starts = std::mem::take(&mut *starts.lock().expect("not poisoned"));
+        println!("{}", serde_json::to_string(&starts)?);
+    } else {
+        println!("{}", json!({"secs": secs, "peak_rss_kib": peak_rss_kib()?}));
+    }
     Ok(())
 }
 
@@ -266,11 +404,15 @@ fn peak_rss_kib() -> anyhow::Result<u64> {
         .parse()?)
 }
 
-/// A job that does nothing but count itself.
+/// Job ids and their handlers' start times, in microseconds.
+type Starts = Arc<Mutex<Vec<(i64, i64)>>>;
+
+/// A job that does nothing but count itself (and note when it started).
 struct Noop {
     ran: Arc<AtomicUsize>,
     target: usize,
     all_ran: CancellationToken,
+    starts: Option<Starts>,
 }
 
 #[async_trait]
@@ -282,7 +424,14 @@ impl Handler for Noop {
         json!({})
     }
 
-    async fn handle(&self, _: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+    async fn handle(&self, ctx: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+        if let Some(starts) = &self.starts {
+            let now = Timestamp::now().as_micros();
+            starts
+                .lock()
+                .expect("not poisoned")
+                .push((ctx.job_id.0, now));
+        }
         if self.ran.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
             self.all_ran.cancel();
         }

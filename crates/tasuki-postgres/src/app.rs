@@ -52,7 +52,7 @@ impl AppStore for PgStore {
 
     async fn user_onboard(&self, o: Onboarding) -> StoreResult<OnboardOutcome> {
         let now = o.now.to_datetime();
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut tx = self.bookkeeping.begin().await.map_err(db_error)?;
         let first_time = sqlx::query_file!("queries/user/mark_onboarded.sql", o.user_id, now)
             .execute(&mut *tx)
             .await
@@ -143,7 +143,7 @@ impl AppStore for PgStore {
 
     async fn email_mark_sent(&self, id: i64, now: Timestamp) -> StoreResult<bool> {
         let done = sqlx::query_file!("queries/email/mark_sent.sql", id, now.to_datetime())
-            .execute(&self.pool)
+            .execute(&self.bookkeeping)
             .await
             .map_err(db_error)?;
         Ok(done.rows_affected() == 1)
@@ -163,7 +163,7 @@ impl AppStore for PgStore {
             worker,
             at.to_datetime()
         )
-        .execute(&self.pool)
+        .execute(&self.bookkeeping)
         .await
         .map_err(db_error)?;
         Ok(())
@@ -171,7 +171,7 @@ impl AppStore for PgStore {
 
     async fn probe_run_end(&self, job_id: JobId, attempt: i32, at: Timestamp) -> StoreResult<()> {
         sqlx::query_file!("queries/probe/end.sql", job_id.0, attempt, at.to_datetime())
-            .execute(&self.pool)
+            .execute(&self.bookkeeping)
             .await
             .map_err(db_error)?;
         Ok(())

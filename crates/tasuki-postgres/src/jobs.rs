@@ -90,7 +90,7 @@ impl JobStore for PgStore {
             params.now.to_datetime(),
             i64::from(params.limit)
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.bookkeeping)
         .await
         .map_err(db_error)?;
         let mut claimed = jobs(rows)?;
@@ -121,7 +121,7 @@ impl JobStore for PgStore {
             &attempts,
             &results as &[Option<serde_json::Value>]
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.bookkeeping)
         .await
         .map_err(db_error)?;
         Ok(ids(done))
@@ -152,7 +152,7 @@ impl JobStore for PgStore {
             &errors,
             &retry_at as &[Option<chrono::DateTime<chrono::Utc>>]
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.bookkeeping)
         .await
         .map_err(db_error)?;
         if !failed.is_empty() {
@@ -178,7 +178,7 @@ impl JobStore for PgStore {
             &job_ids,
             &attempts
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.bookkeeping)
         .await
         .map_err(db_error)?;
         self.notify_all().await?;
@@ -203,7 +203,7 @@ impl JobStore for PgStore {
             lease_expires_at.to_datetime(),
             &ids
         )
-        .execute(&self.pool)
+        .execute(&self.bookkeeping)
         .await
         .map_err(db_error)?;
         Ok(done.rows_affected())
@@ -216,7 +216,7 @@ impl JobStore for PgStore {
             now.as_micros(),
             i64::from(limit)
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.bookkeeping)
         .await
         .map_err(db_error)?;
         if !rescued.is_empty() {
@@ -231,7 +231,7 @@ impl JobStore for PgStore {
             before.to_datetime(),
             i64::from(limit)
         )
-        .execute(&self.pool)
+        .execute(&self.bookkeeping)
         .await
         .map_err(db_error)?;
         Ok(done.rows_affected())
@@ -343,7 +343,7 @@ impl JobStore for PgStore {
             params.now.to_datetime(),
             until.to_datetime()
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.bookkeeping)
         .await
         .map_err(db_error)?;
         Ok(held.is_some())
@@ -351,7 +351,7 @@ impl JobStore for PgStore {
 
     async fn leader_release(&self, name: &str, owner: &str) -> StoreResult<()> {
         sqlx::query_file!("queries/leader/release.sql", name, owner)
-            .execute(&self.pool)
+            .execute(&self.bookkeeping)
             .await
             .map_err(db_error)?;
         Ok(())

@@ -5,6 +5,14 @@
 //! each other. New jobs wake idle workers everywhere through `LISTEN/NOTIFY`
 //! (a trigger notifies once per inserting statement); the worker's idle wait
 //! is the slow poll behind it, for when a notification is lost.
+//!
+//! Durability matches SQLite's: acknowledged writes (enqueues, signups,
+//! retry, cancel, caller transactions) commit with `synchronous_commit=on`;
+//! the queue's bookkeeping (claims, outcomes, leases, job effects) commits
+//! on connections with it `off`, so workers do not wait for WAL flushes.
+//! That is safe: WAL is flushed in order, so every acknowledged commit makes
+//! the bookkeeping before it durable, and a crash loses at most the newest
+//! bookkeeping, whose jobs then run again.
 
 mod app;
 mod jobs;
@@ -30,7 +38,8 @@ pub struct PgConfig {
     /// `postgres://user@host:port/database`; `?options=-csearch_path%3Dname`
     /// puts tasuki's tables in a schema of their own.
     pub url: String,
-    /// The most connections this process holds (the listener's one aside).
+    /// The most connections this process holds (the listener's one aside);
+    /// a quarter of them (at least 2) are for the queue's bookkeeping.
     pub max_connections: u32,
     /// How long a caller waits for a free connection before failing.
     pub acquire_timeout: Duration,
@@ -52,7 +61,10 @@ impl PgConfig {
 }
 
 pub struct PgStore {
+    /// Acknowledged writes and reads.
     pool: PgPool,
+    /// Claims, outcomes, leases and job effects: `synchronous_commit=off`.
+    bookkeeping: PgPool,
     /// Wakes waiters in this process: on its own inserts at once, on other
     /// processes' through the listener.
     jobs_added: Arc<Notify>,
@@ -70,17 +82,24 @@ impl PgStore {
     /// so processes that start together migrate once).
     pub async fn open(config: &PgConfig) -> StoreResult<Self> {
         let options: PgConnectOptions = config.url.parse().map_err(db_error)?;
+        let total = config.max_connections.max(3);
+        let bookkeeping_size = (total / 4).max(2);
         let pool = PgPoolOptions::new()
-            .max_connections(config.max_connections.max(1))
+            .max_connections(total - bookkeeping_size)
             .acquire_timeout(config.acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(db_error)?;
+        let bookkeeping = PgPoolOptions::new()
+            .max_connections(bookkeeping_size)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         MIGRATOR.run(&pool).await.map_err(|e| db_error(e.into()))?;
         let jobs_added = Arc::new(Notify::new());
         let listener = listen::spawn(&pool, jobs_added.clone()).await?;
         Ok(Self {
             pool,
+            bookkeeping,
             jobs_added,
             listener,
         })
