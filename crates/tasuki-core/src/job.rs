@@ -201,6 +201,29 @@ pub struct JobStats {
 }
 
 impl JobStats {
+    /// The stats of `(job_type, status, count)` groups, every status present.
+    pub fn from_counts(
+        counts: impl IntoIterator<Item = (String, String, i64)>,
+        oldest_ready_age_ms: Option<i64>,
+    ) -> Result<Self, ParseStatusError> {
+        let mut stats = JobStats {
+            by_status: JobStatus::ALL.into_iter().map(|s| (s, 0)).collect(),
+            oldest_ready_age_ms,
+            ..JobStats::default()
+        };
+        for (job_type, status, count) in counts {
+            let status: JobStatus = status.parse()?;
+            *stats.by_status.entry(status).or_default() += count;
+            *stats
+                .by_type
+                .entry(job_type)
+                .or_default()
+                .entry(status)
+                .or_default() += count;
+        }
+        Ok(stats)
+    }
+
     pub fn count(&self, status: JobStatus) -> i64 {
         self.by_status.get(&status).copied().unwrap_or(0)
     }

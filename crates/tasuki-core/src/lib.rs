@@ -17,5 +17,5 @@ pub use retry::{FailureKind, RetryDecision, RetryPolicy};
 pub use store::{
     AgeFilter, AppStore, ClaimParams, Completion, EmailMessage, Failure, JobFilter, JobFor,
     JobStore, LeaderParams, NewUser, OnboardOutcome, Onboarding, Page, Release, Store, StoreError,
-    StoreResult, StoreTx, User, UserProfile,
+    StoreResult, StoreTx, User, UserProfile, changed_or_conflict,
 };

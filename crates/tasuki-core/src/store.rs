@@ -87,6 +87,37 @@ pub struct Page<T> {
     pub next_after: Option<i64>,
 }
 
+impl<T> Page<T> {
+    /// A page of at most `limit` items in id order: a full page has a next
+    /// one, after the last item's id.
+    pub fn of(items: Vec<T>, limit: u32, id: impl Fn(&T) -> i64) -> Self {
+        let next_after = (items.len() == limit as usize)
+            .then(|| items.last().map(id))
+            .flatten();
+        Page { items, next_after }
+    }
+}
+
+/// After a conditional update of one job: the changed job, or why there was
+/// none (`NotFound`, or `Conflict` naming the job's status).
+pub async fn changed_or_conflict(
+    store: &(impl JobStore + ?Sized),
+    id: JobId,
+    changed: Option<StoreResult<Job>>,
+    conflict: &str,
+) -> StoreResult<Job> {
+    match changed {
+        Some(job) => job,
+        None => {
+            let job = store.job_get(id).await?;
+            Err(StoreError::Conflict(format!(
+                "{conflict}; job {id} is {}",
+                job.status
+            )))
+        }
+    }
+}
+
 /// The job queue.
 #[async_trait]
 pub trait JobStore: Send + Sync {

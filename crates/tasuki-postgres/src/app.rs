@@ -31,10 +31,7 @@ impl AppStore for PgStore {
             .into_iter()
             .map(User::try_from)
             .collect::<StoreResult<Vec<_>>>()?;
-        let next_after = (items.len() == limit as usize)
-            .then(|| items.last().map(|u| u.id))
-            .flatten();
-        Ok(Page { items, next_after })
+        Ok(Page::of(items, limit, |u| u.id))
     }
 
     async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile> {

@@ -1,12 +1,11 @@
 //! The job queue on PostgreSQL.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tasuki_core::{
     ClaimParams, Completion, Failure, Job, JobFilter, JobId, JobStats, JobStatus, JobStore,
-    LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp,
+    LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp, changed_or_conflict,
 };
 
 use crate::PgStore;
@@ -242,9 +241,14 @@ impl JobStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        let job = self
-            .changed_or_conflict(id, row, "only a failed or cancelled job can be retried")
-            .await?;
+        let changed = row.map(Job::try_from);
+        let job = changed_or_conflict(
+            self,
+            id,
+            changed,
+            "only a failed or cancelled job can be retried",
+        )
+        .await?;
         self.notify_all().await?;
         Ok(job)
     }
@@ -254,8 +258,14 @@ impl JobStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        self.changed_or_conflict(id, row, "only a job that has not started can be cancelled")
-            .await
+        let changed = row.map(Job::try_from);
+        changed_or_conflict(
+            self,
+            id,
+            changed,
+            "only a job that has not started can be cancelled",
+        )
+        .await
     }
 
     async fn job_get(&self, id: JobId) -> StoreResult<Job> {
@@ -281,11 +291,7 @@ impl JobStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        let items = jobs(rows)?;
-        let next_after = (items.len() == limit as usize)
-            .then(|| items.last().map(|j| j.id.0))
-            .flatten();
-        Ok(Page { items, next_after })
+        Ok(Page::of(jobs(rows)?, limit, |j| j.id.0))
     }
 
     async fn job_stats(&self, now: Timestamp) -> StoreResult<JobStats> {
@@ -293,30 +299,13 @@ impl JobStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        let mut stats = JobStats::default();
-        for status in JobStatus::ALL {
-            stats.by_status.insert(status, 0);
-        }
-        for row in rows {
-            let status: JobStatus = row
-                .status
-                .parse()
-                .map_err(|e| StoreError::Database(Box::new(e)))?;
-            *stats.by_status.entry(status).or_default() += row.count;
-            *stats
-                .by_type
-                .entry(row.job_type)
-                .or_insert_with(BTreeMap::new)
-                .entry(status)
-                .or_default() += row.count;
-        }
         let oldest = sqlx::query_file_scalar!("queries/job/oldest_ready.sql", now.to_datetime())
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)?;
-        stats.oldest_ready_age_ms =
-            oldest.map(|t| (now.as_micros() - Timestamp::from(t).as_micros()) / 1_000);
-        Ok(stats)
+        let oldest_ms = oldest.map(|t| (now.as_micros() - Timestamp::from(t).as_micros()) / 1_000);
+        let counts = rows.into_iter().map(|r| (r.job_type, r.status, r.count));
+        JobStats::from_counts(counts, oldest_ms).map_err(|e| StoreError::Database(Box::new(e)))
     }
 
     async fn job_next_scheduled_at(&self) -> StoreResult<Option<Timestamp>> {
@@ -355,26 +344,5 @@ impl JobStore for PgStore {
             .await
             .map_err(db_error)?;
         Ok(())
-    }
-}
-
-impl PgStore {
-    /// After a conditional update: the changed job, or why there was none.
-    async fn changed_or_conflict(
-        &self,
-        id: JobId,
-        row: Option<JobRow>,
-        conflict: &str,
-    ) -> StoreResult<Job> {
-        match row {
-            Some(row) => row.try_into(),
-            None => {
-                let job = self.job_get(id).await?;
-                Err(StoreError::Conflict(format!(
-                    "{conflict}; job {id} is {}",
-                    job.status
-                )))
-            }
-        }
     }
 }
