@@ -5,11 +5,15 @@
 //! in the same run the ceiling of the SQL itself: batched claim and complete
 //! with no worker around them.
 //!
+//! `peers` runs the same throughput and latency work on tasuki and on the
+//! peer queues of `bench/peers/`, each built as a package of its own.
+//!
 //! `http` loads `POST /users` of the real `tasuki run` with wrk, and in the
 //! same run a baseline server that this crate builds: a bare axum handler
 //! doing the same insert, with no validation and no job.
 
 mod http;
+mod peers;
 mod queue;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +35,8 @@ enum Command {
     Http(http::HttpArgs),
     /// Internal: the baseline server of the HTTP benchmark.
     Baseline(http::BaselineArgs),
+    /// tasuki against apalis, effectum and graphile_worker, side by side.
+    Peers(peers::PeersArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::DrainChild(args) => runtime.block_on(queue::drain_child(args)),
         Command::Http(args) => runtime.block_on(http::run(args)),
         Command::Baseline(args) => runtime.block_on(http::baseline(args)),
+        Command::Peers(args) => runtime.block_on(peers::run(args)),
     }
 }

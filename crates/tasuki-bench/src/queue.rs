@@ -47,33 +47,33 @@ pub(crate) struct QueueArgs {
 
 /// One throughput run's numbers.
 #[derive(Clone, Copy)]
-struct Sample {
-    enqueue: f64,
-    drain: f64,
-    ceiling: f64,
+pub(crate) struct Sample {
+    pub(crate) enqueue: f64,
+    pub(crate) drain: f64,
+    pub(crate) ceiling: f64,
     rss_mib: f64,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Where a run's databases go: a fresh file per database, or a fresh schema.
 #[derive(Clone)]
-enum Target {
+pub(crate) enum Target {
     /// `normal` or `full`.
     Sqlite(&'static str),
     Postgres(String),
 }
 
 impl Target {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Target::Sqlite(mode) => format!("SQLite synchronous={}", mode.to_uppercase()),
             Target::Postgres(_) => "PostgreSQL".to_owned(),
@@ -88,7 +88,11 @@ impl Target {
     }
 
     /// A new, empty database named `name` (a file in `dir`, or a schema).
-    async fn fresh(&self, dir: &tempfile::TempDir, name: &str) -> anyhow::Result<String> {
+    pub(crate) async fn fresh(
+        &self,
+        dir: &tempfile::TempDir,
+        name: &str,
+    ) -> anyhow::Result<String> {
         match self {
             Target::Sqlite(..) => Ok(dir.path().join(format!("{name}.db")).display().to_string()),
             Target::Postgres(server) => {
@@ -161,7 +165,7 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
     for target in &targets {
         let mut samples = Vec::new();
         for run in 1..=args.runs.max(1) {
-            let sample = sample(&args, target).await?;
+            let sample = sample(target, args.jobs, args.concurrency).await?;
             println!(
                 "  {} run {run}: enqueue {:.0}/s, drain {:.0}/s, ceiling {:.0}/s, peak RSS {:.1} MiB",
                 target.label(),
@@ -187,30 +191,48 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
     }
     if args.latency_jobs > 0 {
         for target in targets.iter().filter(|t| t.durability() == "full") {
-            latency(&args, target).await?;
+            let l = latency(target, args.latency_jobs, args.latency_rate).await?;
+            println!(
+                "{} pickup latency across processes ({} jobs at {}/s): p50 {:.2} ms | p95 {:.2} ms | p99 {:.2} ms | max {:.2} ms",
+                target.label(),
+                args.latency_jobs,
+                args.latency_rate,
+                l.p50,
+                l.p95,
+                l.p99,
+                l.max,
+            );
         }
     }
     Ok(())
 }
 
+/// Pickup latency percentiles, in milliseconds.
+pub(crate) struct Latency {
+    pub(crate) p50: f64,
+    pub(crate) p95: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
+}
+
 /// Jobs enqueued one at a time at a steady rate by this process, run by a
 /// worker in another: the time from each enqueue's commit to its handler's start.
-async fn latency(args: &QueueArgs, target: &Target) -> anyhow::Result<()> {
+pub(crate) async fn latency(target: &Target, jobs: usize, rate: u32) -> anyhow::Result<Latency> {
     let dir = tempfile::tempdir()?;
     let url = target.fresh(&dir, "latency").await?;
     let store = open(&url, target.durability()).await?;
     let child = Command::new(std::env::current_exe()?)
         .args(["drain-child", "--starts", "--url", &url])
-        .args(["--jobs", &args.latency_jobs.to_string()])
+        .args(["--jobs", &jobs.to_string()])
         .args(["--concurrency", "16", "--durability", target.durability()])
         .stdout(Stdio::piped())
         .spawn()
         .context("starting the worker")?;
     // Let the worker start and go idle before the first job.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut committed = std::collections::HashMap::with_capacity(args.latency_jobs);
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / args.latency_rate.max(1));
-    for _ in 0..args.latency_jobs {
+    let mut committed = std::collections::HashMap::with_capacity(jobs);
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    for _ in 0..jobs {
         tick.tick().await;
         let job = NewJob::new(Noop::JOB_TYPE, json!({}), Timestamp::now());
         let id = store.job_insert(job).await?.id;
@@ -224,35 +246,34 @@ async fn latency(args: &QueueArgs, target: &Target) -> anyhow::Result<()> {
         .map(|(id, started)| (started - committed[&JobId(id)]) as f64 / 1_000.0)
         .collect();
     waits.sort_by(f64::total_cmp);
-    println!(
-        "{} pickup latency across processes ({} jobs at {}/s): p50 {:.2} ms | p95 {:.2} ms | p99 {:.2} ms | max {:.2} ms",
-        target.label(),
-        waits.len(),
-        args.latency_rate,
-        percentile(&waits, 50.0),
-        percentile(&waits, 95.0),
-        percentile(&waits, 99.0),
-        waits[waits.len() - 1],
-    );
-    Ok(())
+    Ok(Latency {
+        p50: percentile(&waits, 50.0),
+        p95: percentile(&waits, 95.0),
+        p99: percentile(&waits, 99.0),
+        max: waits[waits.len() - 1],
+    })
 }
 
 /// Enqueue and drain in one database, the ceiling in another, side by side.
-async fn sample(args: &QueueArgs, target: &Target) -> anyhow::Result<Sample> {
+pub(crate) async fn sample(
+    target: &Target,
+    jobs: usize,
+    concurrency: usize,
+) -> anyhow::Result<Sample> {
     let dir = tempfile::tempdir()?;
     let url = target.fresh(&dir, "drain").await?;
     let store = open(&url, target.durability()).await?;
-    let enqueue = enqueue(&store, args.jobs).await?;
+    let enqueue = enqueue(&store, jobs).await?;
     drop(store);
-    let drain = spawn_drain(&url, args.jobs, args.concurrency, target.durability())?;
+    let drain = spawn_drain(&url, jobs, concurrency, target.durability())?;
 
     let url = target.fresh(&dir, "ceiling").await?;
     let store = open(&url, target.durability()).await?;
-    enqueue_jobs(&store, args.jobs).await?;
-    let ceiling = ceiling(&store, args.jobs, args.concurrency).await?;
+    enqueue_jobs(&store, jobs).await?;
+    let ceiling = ceiling(&store, jobs, concurrency).await?;
     Ok(Sample {
-        enqueue: args.jobs as f64 / enqueue.as_secs_f64(),
-        drain: args.jobs as f64 / drain.secs,
+        enqueue: jobs as f64 / enqueue.as_secs_f64(),
+        drain: jobs as f64 / drain.secs,
         ceiling,
         rss_mib: drain.peak_rss_kib as f64 / 1024.0,
     })
