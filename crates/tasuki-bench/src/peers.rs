@@ -47,15 +47,17 @@ impl Plan {
     fn new(quick: bool) -> Self {
         if quick {
             Plan {
-                jobs: 10_000,
+                jobs: 5_000,
                 concurrency: 64,
                 runs: 1,
                 latency_jobs: 300,
                 latency_rate: 100,
             }
         } else {
+            // 20,000, not the queue bench's 100,000: apalis-sqlite's drain
+            // slows with the square of the backlog and would not finish.
             Plan {
-                jobs: 100_000,
+                jobs: 20_000,
                 concurrency: 64,
                 runs: 3,
                 latency_jobs: 2_000,
@@ -143,9 +145,29 @@ impl Record {
         }
     }
 
+    /// A measurement that did not complete; `settings.error` says why.
+    fn failed(system: &str, engine: &'static str, workload: &'static str, settings: Value) -> Self {
+        Record {
+            system: system.to_owned(),
+            engine,
+            workload,
+            jobs_per_sec: None,
+            enqueue_jobs_per_sec: None,
+            p50_ms: None,
+            p95_ms: None,
+            p99_ms: None,
+            settings,
+        }
+    }
+
     /// The durability the row ran with, for tables and the chart.
     fn durability(&self) -> &str {
         self.settings["durability"].as_str().unwrap_or("")
+    }
+
+    /// The durability's label alone (`as-shipped`, `normalized`, or tasuki's).
+    fn setting_label(&self) -> &str {
+        self.durability().split(':').next().unwrap_or("").trim()
     }
 }
 
@@ -312,69 +334,87 @@ async fn peer_records(
     let mut drains = Vec::new();
     let mut enqueues = Vec::new();
     let mut settings = Value::Null;
+    let jobs = plan.jobs.to_string();
+    let concurrency = plan.concurrency.to_string();
     for n in 0..plan.runs {
         let url = fresh_url(postgres, peer.engine, &dir, n).await?;
-        let line = call(
-            &bin,
-            &[
-                "throughput",
-                "--url",
-                &url,
-                "--jobs",
-                &plan.jobs.to_string(),
-                "--concurrency",
-                &plan.concurrency.to_string(),
-            ],
-            peer,
-            durability,
-        )?;
-        drains.push(number(&line, "drain_jobs_per_sec")?);
-        enqueues.push(number(&line, "enqueue_jobs_per_sec")?);
-        settings = line["settings"].clone();
-    }
-    let mut settings = with_durability(settings, durability);
-    let throughput = Record::throughput(
-        peer.system,
-        peer.engine,
-        median(drains),
-        median(enqueues),
-        settings.clone(),
-    );
-    let url = fresh_url(postgres, peer.engine, &dir, plan.runs).await?;
-    let line = call(
-        &bin,
-        &[
-            "latency",
+        let args = [
+            "throughput",
             "--url",
             &url,
             "--jobs",
-            &plan.latency_jobs.to_string(),
-            "--rate",
-            &plan.latency_rate.to_string(),
-        ],
-        peer,
-        durability,
-    )?;
-    if let (Some(all), Some(more)) = (settings.as_object_mut(), line["settings"].as_object()) {
-        for (key, value) in more {
-            all.entry(key.clone()).or_insert(value.clone());
+            &jobs,
+            "--concurrency",
+            &concurrency,
+        ];
+        match call(&bin, &args, peer, durability) {
+            Ok(line) => {
+                drains.push(number(&line, "drain_jobs_per_sec")?);
+                enqueues.push(number(&line, "enqueue_jobs_per_sec")?);
+                settings = line["settings"].clone();
+            }
+            Err(error) => {
+                settings = json!({ "error": format!("{error:#}") });
+                break;
+            }
         }
     }
-    let p = [
-        number(&line, "p50_ms")?,
-        number(&line, "p95_ms")?,
-        number(&line, "p99_ms")?,
+    let settings = with_durability(settings, durability);
+    let throughput = if drains.len() == plan.runs {
+        Record::throughput(
+            peer.system,
+            peer.engine,
+            median(drains),
+            median(enqueues),
+            settings,
+        )
+    } else {
+        Record::failed(peer.system, peer.engine, "throughput", settings)
+    };
+    let url = fresh_url(postgres, peer.engine, &dir, plan.runs).await?;
+    let (latency_jobs, rate) = (plan.latency_jobs.to_string(), plan.latency_rate.to_string());
+    let args = [
+        "latency",
+        "--url",
+        &url,
+        "--jobs",
+        &latency_jobs,
+        "--rate",
+        &rate,
     ];
-    let latency = Record::latency(peer.system, peer.engine, p, settings);
-    println!(
-        "  {} on {} ({durability}): drain {:.0} jobs/s, enqueue {:.0} jobs/s, pickup p50 {:.2} ms p99 {:.2} ms",
-        peer.system,
-        peer.engine,
-        throughput.jobs_per_sec.unwrap_or_default(),
-        throughput.enqueue_jobs_per_sec.unwrap_or_default(),
-        p[0],
-        p[2]
-    );
+    let latency = match call(&bin, &args, peer, durability) {
+        Ok(line) => {
+            let p = [
+                number(&line, "p50_ms")?,
+                number(&line, "p95_ms")?,
+                number(&line, "p99_ms")?,
+            ];
+            let settings = with_durability(line["settings"].clone(), durability);
+            Record::latency(peer.system, peer.engine, p, settings)
+        }
+        Err(error) => {
+            let settings = with_durability(json!({ "error": format!("{error:#}") }), durability);
+            Record::failed(peer.system, peer.engine, "latency", settings)
+        }
+    };
+    for record in [&throughput, &latency] {
+        match record.settings.get("error") {
+            Some(error) => println!(
+                "  {} on {} ({durability}) {}: FAILED: {error}",
+                peer.system, peer.engine, record.workload
+            ),
+            None => println!(
+                "  {} on {} ({durability}) {}: drain {:?} jobs/s, enqueue {:?} jobs/s, p50 {:?} ms, p99 {:?} ms",
+                peer.system,
+                peer.engine,
+                record.workload,
+                record.jobs_per_sec.map(f64::round),
+                record.enqueue_jobs_per_sec.map(f64::round),
+                record.p50_ms,
+                record.p99_ms
+            ),
+        }
+    }
     Ok(vec![throughput, latency])
 }
 
@@ -448,8 +488,22 @@ fn report(records: &[Record], ceilings: &[(&str, f64)]) {
                 r.engine == t.engine
                     && r.system == t.system
                     && r.workload == "latency"
-                    && r.durability() == t.durability()
+                    && r.setting_label() == t.setting_label()
             });
+            if let Some(error) = t.settings.get("error") {
+                let why = error
+                    .as_str()
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or_default();
+                println!(
+                    "| {} | {} | failed: {why} | | | | | | |",
+                    t.system,
+                    t.durability()
+                );
+                continue;
+            }
             let drain = t.jobs_per_sec.unwrap_or(f64::NAN);
             let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} ms"));
             println!(

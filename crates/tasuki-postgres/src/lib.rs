@@ -93,10 +93,10 @@ impl PgStore {
         let bookkeeping = PgPoolOptions::new()
             .max_connections(bookkeeping_size)
             .acquire_timeout(config.acquire_timeout)
-            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         MIGRATOR.run(&pool).await.map_err(|e| db_error(e.into()))?;
         let jobs_added = Arc::new(Notify::new());
-        let listener = listen::spawn(&pool, jobs_added.clone()).await?;
+        let listener = listen::spawn(&pool, options, jobs_added.clone()).await?;
         Ok(Self {
             pool,
             bookkeeping,

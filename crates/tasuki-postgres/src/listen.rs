@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tasuki_core::StoreResult;
 use tokio::sync::Notify;
 
@@ -16,13 +16,19 @@ const CHANNEL: &str = "tasuki_jobs";
 
 pub(crate) async fn spawn(
     pool: &PgPool,
+    options: PgConnectOptions,
     jobs_added: Arc<Notify>,
 ) -> StoreResult<tokio::task::JoinHandle<()>> {
     let schema: String = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(pool)
         .await
         .map_err(db_error)?;
-    let mut listener = PgListener::connect_with(pool).await.map_err(db_error)?;
+    // A pool of its own: the listener keeps its connection for good, and
+    // reconnects through this pool when it drops.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(options);
+    let mut listener = PgListener::connect_with(&own).await.map_err(db_error)?;
     listener.listen(CHANNEL).await.map_err(db_error)?;
     Ok(tokio::spawn(async move {
         let mut failures = 0u32;

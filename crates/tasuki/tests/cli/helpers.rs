@@ -182,6 +182,16 @@ pub(crate) fn post_json(addr: &str, path: &str, body: &str) -> (u16, String) {
     )
 }
 
+/// A test that fails leaves no process behind.
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Waits for every process to exit, failing the test after the deadline.
 pub(crate) fn wait_all(
     processes: Vec<Worker>,

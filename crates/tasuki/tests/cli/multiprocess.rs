@@ -1,5 +1,9 @@
 //! Three worker processes on one file, one of them SIGKILLed mid-run: every
 //! job completes, and no two attempts of one job ever overlap.
+//!
+//! The victim is killed while it runs one of a few long jobs enqueued
+//! mid-run, so that it surely dies with a job in flight however slow the
+//! machine is.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -7,6 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::helpers::{Db, Worker, wait_all};
 
 const JOBS: i64 = 2_000;
+/// Long jobs, enqueued mid-run ahead of the rest; the victim dies in one.
+const LONG: i64 = 12;
 
 #[tokio::test]
 async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
@@ -38,7 +44,27 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
             .unwrap()
             .to_owned();
     workers[0].wait_for("job completed", 50, Duration::from_secs(60));
-    workers[0].wait_for("job started", 1, Duration::from_secs(60));
+    db.run(&[
+        "jobs",
+        "enqueue",
+        "probe",
+        r#"{"sleep_ms": 5000}"#,
+        "--count",
+        &LONG.to_string(),
+        "--priority",
+        "5",
+    ]);
+    // Their ids follow the short jobs'.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while workers[0].wait_for(
+        "job started",
+        1,
+        deadline.saturating_duration_since(std::time::Instant::now()),
+    )[0]["job_id"]
+        .as_i64()
+        .unwrap()
+        <= JOBS
+    {}
     let mut workers = workers.into_iter();
     let mut victim = workers.next().unwrap();
     victim.child.kill().unwrap();
@@ -58,7 +84,7 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(done, JOBS, "every job ends completed");
+    assert_eq!(done, JOBS + LONG, "every job ends completed");
 
     let runs: Vec<(i64, i64, String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT job_id, attempt, worker, started_at, ended_at FROM probe_runs ORDER BY job_id, started_at",
@@ -81,7 +107,7 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
         assert!(ended >= started, "job {job_id} attempt {attempt}");
         by_job.entry(job_id).or_default().push((started, ended));
     }
-    assert_eq!(by_job.len() as i64, JOBS);
+    assert_eq!(by_job.len() as i64, JOBS + LONG);
     let mut rerun = 0;
     for (job_id, attempts) in &by_job {
         rerun += usize::from(attempts.len() > 1);

@@ -15,7 +15,12 @@ use crate::helpers::{Db, Worker, post_json, wait_all};
 use crate::serve::listening;
 
 const USERS: usize = 1_000;
+/// Long probe jobs, enqueued mid-run ahead of the rest: the victim is killed
+/// while it runs one, so it surely dies with a job in flight.
+const LONG: usize = 12;
 const DEADLINE: Duration = Duration::from_secs(120);
+/// Five processes stay well inside the server's 100 connections.
+const POOL: (&str, &str) = ("DATABASE_POOL_SIZE", "6");
 
 /// Every log line of several processes, tagged with the process's index.
 fn merge(processes: &mut [Worker]) -> mpsc::Receiver<(usize, Value)> {
@@ -47,10 +52,11 @@ async fn two_servers_three_workers_one_killed_every_user_onboarded_once() {
         return;
     };
     let servers: Vec<Worker> = (0..2)
-        .map(|_| Worker::spawn_command(&db, "serve", &[("PORT", "0"), ("LOG_LEVEL", "info")]))
+        .map(|_| Worker::spawn_command(&db, "serve", &[("PORT", "0"), ("LOG_LEVEL", "info"), POOL]))
         .collect();
     let addrs: Vec<String> = servers.iter().map(listening).collect();
     let env = [
+        POOL,
         ("WORKER_COUNT", "4"),
         ("LEASE_TIMEOUT", "1s"),
         ("LOG_LEVEL", "warn,tasuki_worker=debug"),
@@ -79,20 +85,38 @@ async fn two_servers_three_workers_one_killed_every_user_onboarded_once() {
         }
     });
 
-    // Kill worker 0 right after it starts a job, once it has done some.
+    // Once worker 0 has done some signups' jobs, enqueue the long jobs and
+    // kill it right after it starts one.
     let until = Instant::now() + DEADLINE;
     let mut lines = Vec::new();
     let mut victim_done = 0;
+    let mut long_enqueued = false;
     let killed_at = loop {
         let (index, line) = logs
             .recv_timeout(until.saturating_duration_since(Instant::now()))
             .expect("worker 0 runs jobs before the deadline");
-        let message = line["message"].as_str().unwrap_or_default().to_owned();
+        let (message, job_type) = (line["message"].clone(), line["job_type"].clone());
         lines.push((index, line));
-        if index == 0 && message == "job completed" {
+        if index != 0 {
+            continue;
+        }
+        if message == "job completed" {
             victim_done += 1;
         }
-        if index == 0 && message == "job started" && victim_done >= 20 {
+        if victim_done >= 20 && !long_enqueued {
+            db.run(&[
+                "jobs",
+                "enqueue",
+                "probe",
+                r#"{"sleep_ms": 5000}"#,
+                "--count",
+                &LONG.to_string(),
+                "--priority",
+                "5",
+            ]);
+            long_enqueued = true;
+        }
+        if message == "job started" && job_type == "probe" {
             workers[0].child.kill().unwrap();
             workers[0].child.wait().unwrap();
             break Timestamp::now().as_micros();
@@ -115,7 +139,7 @@ async fn two_servers_three_workers_one_killed_every_user_onboarded_once() {
     let unfinished =
         "SELECT count(*) FROM job_queue WHERE status IN ('pending', 'processing', 'retry_pending')";
     while count(unfinished).await > 0
-        || count("SELECT count(*) FROM job_queue").await < 2 * USERS as i64
+        || count("SELECT count(*) FROM job_queue").await < (2 * USERS + LONG) as i64
     {
         assert!(
             Instant::now() < until,
@@ -197,7 +221,7 @@ async fn two_servers_three_workers_one_killed_every_user_onboarded_once() {
         by_job.entry(job).or_default().push((start, end));
     }
     assert!(
-        count("SELECT count(*) FROM job_queue WHERE attempt > 1").await >= 1,
+        count("SELECT count(*) FROM job_queue WHERE job_type = 'probe' AND attempt > 1 AND status = 'completed'").await >= 1,
         "the killed worker's job in flight ran again"
     );
     for (job, runs) in &mut by_job {
