@@ -1,5 +1,6 @@
 //! The job queue on SQLite.
 
+use std::fmt::Write;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -85,6 +86,21 @@ fn json_array(items: impl Iterator<Item = serde_json::Value>) -> String {
     serde_json::Value::Array(items.collect()).to_string()
 }
 
+/// `{"<id>": value, …}`: one JSON object parameter keyed by job id, whose
+/// scalar values `json_each` reads without parsing a nested object per row.
+fn by_id<V: std::fmt::Display>(entries: impl Iterator<Item = (JobId, V)>) -> String {
+    let mut object = String::from("{");
+    for (i, (id, value)) in entries.enumerate() {
+        if i > 0 {
+            object.push(',');
+        }
+        // Display writes an integer, or a `serde_json::Value` as compact JSON.
+        write!(object, "\"{}\":{value}", id.0).expect("writing to a String cannot fail");
+    }
+    object.push('}');
+    object
+}
+
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn job_insert(&self, job: NewJob) -> StoreResult<Job> {
@@ -131,15 +147,18 @@ impl JobStore for SqliteStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = json_array(completions.into_iter().map(|c| match c.result {
-            Some(result) => json!({"id": c.id.0, "attempt": c.attempt, "result": result}),
-            None => json!({"id": c.id.0, "attempt": c.attempt}),
-        }));
+        let attempts = by_id(completions.iter().map(|c| (c.id, c.attempt)));
+        let results = by_id(
+            completions
+                .iter()
+                .filter_map(|c| Some((c.id, c.result.as_ref()?))),
+        );
         let now = now.as_micros();
-        let done = sqlx::query_file_scalar!("queries/job/complete_many.sql", now, rows)
-            .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
-            .await
-            .map_err(db_error)?;
+        let done =
+            sqlx::query_file_scalar!("queries/job/complete_many.sql", now, attempts, results)
+                .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
+                .await
+                .map_err(db_error)?;
         Ok(ids(done))
     }
 
@@ -171,13 +190,9 @@ impl JobStore for SqliteStore {
         if releases.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = json_array(
-            releases
-                .into_iter()
-                .map(|r| json!({"id": r.id.0, "attempt": r.attempt})),
-        );
+        let attempts = by_id(releases.iter().map(|r| (r.id, r.attempt)));
         let now = now.as_micros();
-        let released = sqlx::query_file_scalar!("queries/job/release_many.sql", now, rows)
+        let released = sqlx::query_file_scalar!("queries/job/release_many.sql", now, attempts)
             .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
             .await
             .map_err(db_error)?;
