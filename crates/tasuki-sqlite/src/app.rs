@@ -2,14 +2,13 @@
 //! the email outbox and probe runs.
 
 use async_trait::async_trait;
-use serde_json::json;
 use tasuki_core::{
     AgeFilter, AppStore, EmailMessage, JobId, NewJob, OnboardOutcome, Onboarding, Page,
     StoreResult, Timestamp, User, UserProfile,
 };
 
 use crate::rows::{UserRow, db_error};
-use crate::{Commit, SqliteStore, jobs};
+use crate::{Commit, SqliteStore};
 
 #[async_trait]
 impl AppStore for SqliteStore {
@@ -48,61 +47,58 @@ impl AppStore for SqliteStore {
     }
 
     async fn user_onboard(&self, o: Onboarding) -> StoreResult<OnboardOutcome> {
-        let now = o.now.as_micros();
+        let (now, day) = (o.now.as_micros(), o.now.utc_day());
+        let tags = serde_json::to_string(&o.profile.recommendation_tags)
+            .map_err(|e| tasuki_core::StoreError::Database(Box::new(e)))?;
+        // The delivery job's defaults; its payload is made in SQL.
+        let delivery = NewJob::new(o.delivery_job_type, serde_json::Value::Null, o.now);
+        let (user, kind) = (o.user_id, o.email_kind);
         let mut conn = self.write(Commit::Bookkeeping).await?;
         let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
             .await
             .map_err(db_error)?;
-        let first_time = sqlx::query_file!("queries/user/mark_onboarded.sql", o.user_id, now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected()
-            == 1;
-        let inserted = sqlx::query_file_scalar!(
-            "queries/email/insert.sql",
-            o.user_id,
-            o.email_kind,
-            o.email_subject,
-            o.email_body,
-            now
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let outbox_id = match inserted {
-            Some(id) => {
-                let delivery = NewJob::new(o.delivery_job_type, json!({ "outbox_id": id }), o.now);
-                jobs::insert(&mut *tx, delivery).await?;
-                id
-            }
-            None => sqlx::query_file_scalar!("queries/email/find.sql", o.user_id, o.email_kind)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?,
-        };
-        let tags = serde_json::to_string(&o.profile.recommendation_tags)
-            .map_err(|e| tasuki_core::StoreError::Database(Box::new(e)))?;
-        sqlx::query_file!(
-            "queries/user/profile_upsert.sql",
-            o.user_id,
+        // Every statement of the script takes its own parameters, in order.
+        let rows = sqlx::query_file!(
+            "queries/user/onboard.sql",
+            day,
+            user,
+            // the profile
             tags,
             o.profile.region,
             o.profile.rank,
-            now
+            now,
+            user,
+            // the email
+            kind,
+            o.email_subject,
+            o.email_body,
+            now,
+            user,
+            // its delivery job
+            delivery.job_type,
+            delivery.priority,
+            delivery.max_retries,
+            now,
+            now,
+            // the outcome
+            kind,
+            user,
+            // the user, onboarded
+            now,
+            user
         )
-        .execute(&mut *tx)
+        // All rows: the script's last statement runs after its one result row.
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
-        if first_time {
-            let day = o.now.utc_day();
-            sqlx::query_file!("queries/signup/count.sql", day)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
+        let outcome = rows.first().ok_or(tasuki_core::StoreError::NotFound)?;
+        let (outbox_id, first_time, enqueued) = (
+            outcome.outbox_id,
+            outcome.first_time,
+            outcome.delivery_enqueued,
+        );
         tx.commit().await.map_err(db_error)?;
-        if inserted.is_some() {
+        if enqueued {
             self.jobs_added();
         }
         Ok(OnboardOutcome {
