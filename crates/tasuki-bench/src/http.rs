@@ -81,7 +81,7 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<()> {
     );
     wait_ready(port).await?;
     let tasuki = load(&args, &script, port, "tasuki")?;
-    let users = count_users(&db).await?;
+    let (users, jobs_done) = count_work(&db).await?;
     drop(server);
 
     let port = free_port()?;
@@ -108,6 +108,12 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<()> {
         "tasuki / baseline: {:.0}% of the throughput; {} users in tasuki's database",
         100.0 * tasuki.created_per_sec / baseline.created_per_sec,
         users
+    );
+    // The workers share the writer with the signups; this shows how much
+    // of the jobs' work kept up while the load ran.
+    println!(
+        "jobs completed by tasuki's workers during the load: {jobs_done} ({:.0}/s; every user brings 2)",
+        jobs_done as f64 / args.duration.as_secs_f64()
     );
     Ok(())
 }
@@ -210,11 +216,15 @@ fn millis(text: &str) -> anyhow::Result<f64> {
     Ok(number.parse::<f64>()? * factor)
 }
 
-async fn count_users(db: &Path) -> anyhow::Result<i64> {
+/// The users in the database, and the jobs completed so far.
+async fn count_work(db: &Path) -> anyhow::Result<(i64, i64)> {
     let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(db)).await?;
-    Ok(sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&pool)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT (SELECT count(*) FROM users), \
+            (SELECT count(*) FROM job_queue WHERE status = 'completed')",
+    )
+    .fetch_one(&pool)
+    .await?)
 }
 
 #[derive(serde::Deserialize)]
