@@ -10,6 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tasuki_conformance::{Engine, TestDb};
 
+/// How many long probe jobs `Db::enqueue_long_probes` adds.
+pub(crate) const LONG_PROBES: usize = 12;
+
 /// The database that the processes of a test share.
 pub(crate) struct Db {
     /// The SQLite file (unused on PostgreSQL).
@@ -57,6 +60,22 @@ impl Db {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Enqueues `LONG_PROBES` probe jobs of 5 s at priority 5: a worker
+    /// killed right after it starts one dies inside a job, however fast the
+    /// machine runs the short ones.
+    pub(crate) fn enqueue_long_probes(&self) {
+        self.run(&[
+            "jobs",
+            "enqueue",
+            "probe",
+            r#"{"sleep_ms": 5000}"#,
+            "--count",
+            &LONG_PROBES.to_string(),
+            "--priority",
+            "5",
+        ]);
     }
 
     pub(crate) fn json(&self, args: &[&str]) -> Value {

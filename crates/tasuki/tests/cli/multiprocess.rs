@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::helpers::{Db, Worker, wait_all};
+use crate::helpers::{Db, LONG_PROBES, Worker, wait_all};
 
 const JOBS: i64 = 2_000;
-/// Long jobs, enqueued mid-run ahead of the rest; the victim dies in one.
-const LONG: i64 = 12;
+/// The long jobs, enqueued mid-run ahead of the rest; the victim dies in one.
+const LONG: i64 = LONG_PROBES as i64;
 
 #[tokio::test]
 async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
@@ -44,16 +44,7 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
             .unwrap()
             .to_owned();
     workers[0].wait_for("job completed", 50, Duration::from_secs(60));
-    db.run(&[
-        "jobs",
-        "enqueue",
-        "probe",
-        r#"{"sleep_ms": 5000}"#,
-        "--count",
-        &LONG.to_string(),
-        "--priority",
-        "5",
-    ]);
+    db.enqueue_long_probes();
     // Their ids follow the short jobs'.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let killed_job = loop {

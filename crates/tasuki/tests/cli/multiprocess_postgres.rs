@@ -11,13 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tasuki_core::Timestamp;
 
-use crate::helpers::{Db, Worker, post_json, wait_all};
+use crate::helpers::{Db, LONG_PROBES, Worker, post_json, wait_all};
 use crate::serve::listening;
 
 const USERS: usize = 1_000;
-/// Long probe jobs, enqueued mid-run ahead of the rest: the victim is killed
-/// while it runs one, so it surely dies with a job in flight.
-const LONG: usize = 12;
 const DEADLINE: Duration = Duration::from_secs(120);
 /// Five processes stay well inside the server's 100 connections.
 const POOL: (&str, &str) = ("DATABASE_POOL_SIZE", "6");
@@ -104,16 +101,7 @@ async fn two_servers_three_workers_one_killed_every_user_onboarded_once() {
             victim_done += 1;
         }
         if victim_done >= 20 && !long_enqueued {
-            db.run(&[
-                "jobs",
-                "enqueue",
-                "probe",
-                r#"{"sleep_ms": 5000}"#,
-                "--count",
-                &LONG.to_string(),
-                "--priority",
-                "5",
-            ]);
+            db.enqueue_long_probes();
             long_enqueued = true;
         }
         if message == "job started" && job_type == "probe" {
@@ -139,7 +127,7 @@ async fn two_servers_three_workers_one_killed_every_user_onboarded_once() {
     let unfinished =
         "SELECT count(*) FROM job_queue WHERE status IN ('pending', 'processing', 'retry_pending')";
     while count(unfinished).await > 0
-        || count("SELECT count(*) FROM job_queue").await < (2 * USERS + LONG) as i64
+        || count("SELECT count(*) FROM job_queue").await < (2 * USERS + LONG_PROBES) as i64
     {
         assert!(
             Instant::now() < until,
