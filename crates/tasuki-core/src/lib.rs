@@ -1,5 +1,6 @@
 //! The heart of tasuki with no I/O: the job model, the store traits that every
-//! backend implements, the retry policy and the clock.
+//! backend implements, the retry policy, the clock and the signups' group
+//! commit (runtime-free channels; the store spawns its task).
 //!
 //! Nothing here knows of sqlx, axum or tokio; backends and runtimes depend on
 //! this crate, never the other way round.
@@ -7,6 +8,7 @@
 mod clock;
 mod job;
 mod retry;
+mod signup;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
@@ -14,6 +16,7 @@ pub use job::{
     AttemptError, DEFAULT_MAX_RETRIES, Job, JobId, JobStats, JobStatus, NewJob, ParseStatusError,
 };
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};
+pub use signup::{Signup, SignupQueue, SignupResult, answers, assign_users};
 pub use store::{
     AgeFilter, AppStore, ClaimParams, Completion, EmailMessage, Failure, JobFilter, JobFor,
     JobStore, LeaderParams, NewUser, OnboardOutcome, Onboarding, Page, Release, Store, StoreError,

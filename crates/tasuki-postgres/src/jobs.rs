@@ -34,6 +34,47 @@ fn ids(ids: Vec<i64>) -> Vec<JobId> {
     ids
 }
 
+/// Inserts jobs in one statement; returns their ids in order.
+pub(crate) async fn insert_many(
+    conn: &mut sqlx::PgConnection,
+    new_jobs: Vec<NewJob>,
+) -> StoreResult<Vec<JobId>> {
+    if new_jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = new_jobs.len();
+    let (mut types, mut payloads, mut priorities, mut retries, mut due, mut created) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for job in new_jobs {
+        types.push(job.job_type);
+        payloads.push(job.payload);
+        priorities.push(job.priority);
+        retries.push(job.max_retries);
+        due.push(job.scheduled_at.to_datetime());
+        created.push(job.created_at.to_datetime());
+    }
+    let inserted = sqlx::query_file_scalar!(
+        "queries/job/insert_many.sql",
+        &types,
+        &payloads,
+        &priorities,
+        &retries,
+        &due,
+        &created
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)?;
+    // The sequence numbers the rows in the order they were given.
+    Ok(ids(inserted))
+}
+
 #[async_trait]
 impl JobStore for PgStore {
     async fn job_insert(&self, job: NewJob) -> StoreResult<Job> {
@@ -43,41 +84,10 @@ impl JobStore for PgStore {
     }
 
     async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>> {
-        if new_jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let n = new_jobs.len();
-        let (mut types, mut payloads, mut priorities, mut retries, mut due, mut created) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for job in new_jobs {
-            types.push(job.job_type);
-            payloads.push(job.payload);
-            priorities.push(job.priority);
-            retries.push(job.max_retries);
-            due.push(job.scheduled_at.to_datetime());
-            created.push(job.created_at.to_datetime());
-        }
-        let inserted = sqlx::query_file_scalar!(
-            "queries/job/insert_many.sql",
-            &types,
-            &payloads,
-            &priorities,
-            &retries,
-            &due,
-            &created
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let ids = insert_many(&mut conn, new_jobs).await?;
         self.jobs_added();
-        // The sequence numbers the rows in the order they were given.
-        Ok(ids(inserted))
+        Ok(ids)
     }
 
     async fn job_claim(&self, params: ClaimParams<'_>) -> StoreResult<Vec<Job>> {

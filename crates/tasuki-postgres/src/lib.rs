@@ -18,6 +18,7 @@ mod app;
 mod jobs;
 mod listen;
 mod rows;
+mod signup;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tasuki_core::{
-    Job, JobFor, JobId, NewJob, NewUser, Store, StoreError, StoreResult, StoreTx, Timestamp, User,
+    Job, JobFor, JobId, NewJob, NewUser, Signup, SignupQueue, Store, StoreResult, StoreTx,
+    Timestamp, User,
 };
 use tokio::sync::Notify;
 
@@ -68,6 +70,8 @@ pub struct PgStore {
     /// Wakes waiters in this process: on its own inserts at once, on other
     /// processes' through the listener.
     jobs_added: Arc<Notify>,
+    /// The group commit of `user_insert_with_job`.
+    signups: SignupQueue,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -98,6 +102,7 @@ impl PgStore {
         let jobs_added = Arc::new(Notify::new());
         let listener = listen::spawn(&pool, options, jobs_added.clone()).await?;
         Ok(Self {
+            signups: signup::spawn(pool.clone()),
             pool,
             bookkeeping,
             jobs_added,
@@ -140,15 +145,11 @@ impl Store for PgStore {
         job: JobFor,
         now: Timestamp,
     ) -> StoreResult<(User, JobId)> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let user = insert_user(&mut tx, user, now).await?;
-        // A panicking builder fails this signup (rolled back), not the caller.
-        let job = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&user)))
-            .map_err(|_| StoreError::Database("a job builder panicked".into()))?;
-        let job_id = jobs::insert(&mut tx, job).await?.id;
-        tx.commit().await.map_err(db_error)?;
-        self.jobs_added();
-        Ok((user, job_id))
+        let result = self.signups.submit(Signup { user, job, now }).await;
+        if result.is_ok() {
+            self.jobs_added();
+        }
+        result
     }
 
     async fn ping(&self) -> StoreResult<()> {

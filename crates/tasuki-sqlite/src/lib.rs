@@ -25,7 +25,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tasuki_core::{
-    Job, JobFor, JobId, NewJob, NewUser, Store, StoreError, StoreResult, StoreTx, Timestamp, User,
+    Job, JobFor, JobId, NewJob, NewUser, Signup, SignupQueue, Store, StoreResult, StoreTx,
+    Timestamp, User,
 };
 use tokio::sync::Notify;
 
@@ -179,8 +180,8 @@ pub struct SqliteStore {
     writer: Writer,
     reader: SqlitePool,
     watch: watch::Watch,
-    /// The group-commit writer of `user_insert_with_job`.
-    signups: tokio::sync::mpsc::Sender<signup::Signup>,
+    /// The group commit of `user_insert_with_job`.
+    signups: SignupQueue,
     /// Wakes waiters in this process when jobs become due.
     jobs_added: Arc<Notify>,
 }
@@ -241,19 +242,7 @@ impl Store for SqliteStore {
         job: JobFor,
         now: Timestamp,
     ) -> StoreResult<(User, JobId)> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.signups
-            .send(signup::Signup {
-                user,
-                job,
-                now,
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError::Database("the signup writer has stopped".into()))?;
-        let result = answer
-            .await
-            .map_err(|_| StoreError::Database("the signup writer dropped a signup".into()))?;
+        let result = self.signups.submit(Signup { user, job, now }).await;
         if result.is_ok() {
             self.jobs_added();
         }
