@@ -236,8 +236,9 @@ pub async fn signups_commit_each_user_with_its_job(store: Arc<dyn Store>) {
     assert_eq!(job_count(&store).await, 49, "the duplicate left no job");
 }
 
-/// A job builder that panics fails its own signup, and the store goes on.
-pub async fn a_panicking_job_builder_fails_only_its_signup(store: Arc<dyn Store>) {
+/// A job builder that panics fails its signup (with the others committed in
+/// the same batch) and writes nothing of it; the store goes on.
+pub async fn a_panicking_job_builder_fails_its_batch_and_the_store_goes_on(store: Arc<dyn Store>) {
     let bad: tasuki_core::JobFor = Box::new(|_| panic!("the job builder broke"));
     let refused = store
         .user_insert_with_job(new_user("bad@example.com", 1), bad, T0)

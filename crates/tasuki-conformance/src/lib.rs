@@ -46,7 +46,7 @@ macro_rules! conformance_tests {
             transaction_commits_or_rolls_back_together,
             duplicate_email_is_refused,
             signups_commit_each_user_with_its_job,
-            a_panicking_job_builder_fails_only_its_signup,
+            a_panicking_job_builder_fails_its_batch_and_the_store_goes_on,
             leader_lease_is_exclusive_until_expiry,
             onboarding_is_applied_once,
             email_is_marked_sent_once,
