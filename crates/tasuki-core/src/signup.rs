@@ -1,8 +1,8 @@
 //! Group commit for signups, shared by the stores. Callers queue their
-//! signup and wait; one task takes every signup that queued while it was
-//! busy and hands them to the engine's batch insert: one transaction, one
-//! flush to disk for all of them. Every caller is answered after the commit
-//! that holds its rows.
+//! signup and wait; one task takes the database's writer first, then every
+//! signup that queued until it had it, and hands them to the engine's batch
+//! insert: one transaction, one flush to disk for all of them. Every caller
+//! is answered after the commit that holds its rows.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,19 +41,33 @@ pub struct SignupQueue {
 
 impl SignupQueue {
     /// The queue, and the task that commits its batches, which the store
-    /// spawns. `insert` writes one batch in one transaction and answers
-    /// each signup in order (see [`assign_users`] and [`answers`]); when it
-    /// fails or a job builder panics, the batch is rolled back and every
-    /// caller in it gets the error.
-    pub fn new<F, Fut>(insert: F) -> (Self, impl Future<Output = ()> + Send)
+    /// spawns. Once a signup waits, `acquire` takes what a batch is written
+    /// with (the writer connection, a transaction): the signups that queue
+    /// while it waits for it join the batch instead of waiting for the next
+    /// one. `insert` writes one batch with it in one transaction and answers
+    /// each signup in order (see [`assign_users`] and [`answers`]); when
+    /// either fails or a job builder panics, the batch is rolled back and
+    /// every caller in it gets the error.
+    pub fn new<A, AFut, C, F, Fut>(acquire: A, insert: F) -> (Self, impl Future<Output = ()> + Send)
     where
-        F: Fn(Vec<Signup>) -> Fut + Send,
+        A: Fn() -> AFut + Send,
+        AFut: Future<Output = StoreResult<C>> + Send,
+        C: Send,
+        F: Fn(C, Vec<Signup>) -> Fut + Send,
         Fut: Future<Output = StoreResult<Vec<SignupResult>>> + Send,
     {
-        let (queue, queued) = mpsc::channel::<Queued>(QUEUE);
+        let (queue, mut queued) = mpsc::channel::<Queued>(QUEUE);
         let task = async move {
-            let mut batches = queued.ready_chunks(BATCH);
-            while let Some(mut batch) = batches.next().await {
+            while let Some(first) = queued.next().await {
+                let writer = acquire().await;
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match queued.try_recv() {
+                        Ok(next) => batch.push(next),
+                        // Nothing more queued, or the queue closed.
+                        Err(_) => break,
+                    }
+                }
                 // A caller that stopped waiting (its request timed out) is
                 // not written: nobody would learn that it was.
                 batch.retain(|q| !q.reply.is_canceled());
@@ -63,7 +77,9 @@ impl SignupQueue {
                 tracing::debug!(signups = batch.len(), "committing a signup batch");
                 let (signups, replies): (Vec<_>, Vec<_>) =
                     batch.into_iter().map(|q| (q.signup, q.reply)).unzip();
-                let error = match AssertUnwindSafe(insert(signups)).catch_unwind().await {
+                let written = writer.map(|writer| insert(writer, signups));
+                let written = async move { written?.await };
+                let error = match AssertUnwindSafe(written).catch_unwind().await {
                     Ok(Ok(results)) => {
                         for (reply, result) in replies.into_iter().zip(results) {
                             let _ = reply.send(result);
@@ -191,6 +207,67 @@ mod tests {
         assert!(matches!(answers[1], Err(StoreError::Duplicate(_))));
         assert!(matches!(answers[2], Err(StoreError::Duplicate(_))));
         assert!(matches!(&answers[3], Ok((u, JobId(70))) if u.id == 7));
+    }
+
+    #[tokio::test]
+    async fn signups_that_queue_while_the_writer_is_taken_join_the_batch() {
+        use std::sync::{Arc, Mutex};
+        use tokio::sync::Notify;
+
+        // The first acquire waits until the test lets it have the writer.
+        let acquiring = Arc::new(Notify::new());
+        let (release, released) = oneshot::channel::<()>();
+        let released = Arc::new(Mutex::new(Some(released)));
+        let acquire = {
+            let acquiring = acquiring.clone();
+            move || {
+                acquiring.notify_one();
+                let released = released.lock().unwrap().take();
+                async move {
+                    if let Some(released) = released {
+                        released.await.unwrap();
+                    }
+                    Ok(())
+                }
+            }
+        };
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let insert = {
+            let batches = batches.clone();
+            move |(), batch: Vec<Signup>| {
+                let emails: Vec<String> = batch.iter().map(|s| s.user.email.clone()).collect();
+                batches.lock().unwrap().push(emails);
+                let results = batch
+                    .iter()
+                    .map(|_| Err(StoreError::Duplicate("email".into())))
+                    .collect();
+                async move { Ok(results) }
+            }
+        };
+        let (queue, task) = SignupQueue::new(acquire, insert);
+        tokio::spawn(task);
+        let submit = |email: &'static str| {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.submit(signup(email)).await })
+        };
+
+        let a = submit("a");
+        acquiring.notified().await;
+        let (b, c) = (submit("b"), submit("c"));
+        // On this one-thread runtime the yield lets both queue their signup.
+        tokio::task::yield_now().await;
+        release.send(()).unwrap();
+        for answer in [a, b, c] {
+            assert!(matches!(
+                answer.await.unwrap(),
+                Err(StoreError::Duplicate(_))
+            ));
+        }
+        assert_eq!(
+            *batches.lock().unwrap(),
+            [["a", "b", "c"]],
+            "one batch for all three"
+        );
     }
 
     #[test]

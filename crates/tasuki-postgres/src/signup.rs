@@ -3,21 +3,28 @@
 //! one caller's duplicate does not undo the others), one inserts their jobs,
 //! and one commit with one WAL flush serves them all.
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use tasuki_core::{Signup, SignupQueue, SignupResult, StoreResult, User, answers, assign_users};
 
 use crate::jobs;
 use crate::rows::{UserRow, db_error};
 
 pub(crate) fn spawn(pool: PgPool) -> SignupQueue {
-    let (queue, task) = SignupQueue::new(move |batch| insert(pool.clone(), batch));
+    let begin = move || {
+        let pool = pool.clone();
+        async move { pool.begin().await.map_err(db_error) }
+    };
+    let (queue, task) = SignupQueue::new(begin, insert);
     tokio::spawn(task);
     queue
 }
 
 /// The batch's users in one `unnest` insert, then the jobs of those whose
 /// email was free in another, in one transaction.
-async fn insert(pool: PgPool, batch: Vec<Signup>) -> StoreResult<Vec<SignupResult>> {
+async fn insert(
+    mut tx: Transaction<'static, Postgres>,
+    batch: Vec<Signup>,
+) -> StoreResult<Vec<SignupResult>> {
     let n = batch.len();
     let (mut emails, mut ages, mut names, mut bios) = (
         Vec::with_capacity(n),
@@ -44,7 +51,6 @@ async fn insert(pool: PgPool, batch: Vec<Signup>) -> StoreResult<Vec<SignupResul
         );
         created.push(s.now.to_datetime());
     }
-    let mut tx = pool.begin().await.map_err(db_error)?;
     let inserted = sqlx::query_file_as!(
         UserRow,
         "queries/user/insert_many.sql",

@@ -3,6 +3,7 @@
 //! one caller's duplicate does not undo the others), one inserts their jobs,
 //! and one commit with one fsync serves them all.
 
+use sqlx::pool::PoolConnection;
 use sqlx::{Executor, Sqlite};
 
 use tasuki_core::{
@@ -14,14 +15,21 @@ use crate::rows::{UserRow, db_error};
 use crate::{Commit, Writer, jobs};
 
 pub(crate) fn spawn(writer: Writer) -> SignupQueue {
-    let (queue, task) = SignupQueue::new(move |batch| insert(writer.clone(), batch));
+    let acquire = move || {
+        let writer = writer.clone();
+        async move { writer.conn(Commit::Acknowledged).await }
+    };
+    let (queue, task) = SignupQueue::new(acquire, insert);
     tokio::spawn(task);
     queue
 }
 
 /// Two statements for the whole batch: the users, then the jobs of those
 /// whose email was free.
-async fn insert(writer: Writer, batch: Vec<Signup>) -> StoreResult<Vec<SignupResult>> {
+async fn insert(
+    mut conn: PoolConnection<Sqlite>,
+    batch: Vec<Signup>,
+) -> StoreResult<Vec<SignupResult>> {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         email: &'a str,
@@ -49,7 +57,6 @@ async fn insert(writer: Writer, batch: Vec<Signup>) -> StoreResult<Vec<SignupRes
         })
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Database(Box::new(e)))?;
-    let mut conn = writer.conn(Commit::Acknowledged).await?;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
         .await
         .map_err(db_error)?;
