@@ -15,20 +15,19 @@ mod watch;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Sqlite;
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Sqlite, TransactionManager};
 use tasuki_core::{
     Job, JobFor, JobId, NewJob, NewUser, Signup, SignupQueue, Store, StoreResult, StoreTx,
     Timestamp, User,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::rows::db_error;
 
@@ -75,59 +74,64 @@ pub(crate) enum Commit {
 /// outcomes, leases, job effects) with `NORMAL`. Every acknowledged write
 /// stays durable: WAL recovery can lose only the newest commits, and a FULL
 /// commit syncs every commit before it.
+///
+/// A lock hands the connection out, not a pool: sqlx's pool gives a
+/// connection back from a task of its own, after a ping, before the next
+/// caller wakes; under load that left the writer idle a quarter of the time.
+/// A caller that stops waiting midway leaves nothing behind: the connection
+/// runs its commands in order, and a dropped transaction queues its rollback.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    pool: SqlitePool,
+    state: Arc<Mutex<WriterState>>,
     durability: Durability,
-    /// The connection's current `synchronous` level (`UNKNOWN` after a
-    /// connect), so the pragma runs only when the level changes. Read and
-    /// written only while holding the pool's single connection.
-    level: Arc<AtomicU8>,
 }
 
-const UNKNOWN: u8 = 0;
+pub(crate) struct WriterState {
+    conn: SqliteConnection,
+    /// The connection's `synchronous` level, so the pragma runs only when it
+    /// changes; `None` until set, or when a change was interrupted.
+    level: Option<Commit>,
+}
+
+/// The writer connection, held until dropped.
+pub(crate) type WriterConn = OwnedMappedMutexGuard<WriterState, SqliteConnection>;
 
 impl Writer {
+    /// Connects and applies pending migrations.
     async fn open(options: &SqliteConnectOptions, durability: Durability) -> StoreResult<Self> {
-        let level = Arc::new(AtomicU8::new(UNKNOWN));
-        let reset = level.clone();
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .after_connect(move |_, _| {
-                reset.store(UNKNOWN, Ordering::SeqCst);
-                Box::pin(async { Ok(()) })
-            })
-            .connect_with(options.clone().create_if_missing(true))
+        let mut conn = options
+            .clone()
+            .create_if_missing(true)
+            .connect()
             .await
             .map_err(db_error)?;
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .map_err(|e| db_error(e.into()))?;
         Ok(Self {
-            pool,
+            state: Arc::new(Mutex::new(WriterState { conn, level: None })),
             durability,
-            level,
         })
     }
 
     /// The connection, set to commit as `commit` asks.
-    pub(crate) async fn conn(&self, commit: Commit) -> StoreResult<PoolConnection<Sqlite>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        if self.durability == Durability::Full && self.level.load(Ordering::SeqCst) != commit as u8
-        {
-            self.level.store(UNKNOWN, Ordering::SeqCst);
+    pub(crate) async fn conn(&self, commit: Commit) -> StoreResult<WriterConn> {
+        let mut state = self.state.clone().lock_owned().await;
+        if self.durability == Durability::Full && state.level != Some(commit) {
+            state.level = None;
             // Outside any transaction: SQLite ignores a change inside one.
             let pragma = match commit {
                 Commit::Acknowledged => "PRAGMA synchronous = FULL",
                 Commit::Bookkeeping => "PRAGMA synchronous = NORMAL",
             };
             sqlx::query(pragma)
-                .execute(&mut *conn)
+                .execute(&mut state.conn)
                 .await
                 .map_err(db_error)?;
-            self.level.store(commit as u8, Ordering::SeqCst);
+            state.level = Some(commit);
         }
-        Ok(conn)
+        Ok(OwnedMutexGuard::map(state, |state| &mut state.conn))
     }
 }
 
@@ -191,10 +195,6 @@ impl SqliteStore {
     pub async fn open(config: &SqliteConfig) -> StoreResult<Self> {
         let options = config.options();
         let writer = Writer::open(&options, config.durability).await?;
-        MIGRATOR
-            .run(&writer.pool)
-            .await
-            .map_err(|e| db_error(e.into()))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(config.readers.max(1))
             .connect_with(options.clone().read_only(true))
@@ -211,7 +211,7 @@ impl SqliteStore {
         })
     }
 
-    pub(crate) async fn write(&self, commit: Commit) -> StoreResult<PoolConnection<Sqlite>> {
+    pub(crate) async fn write(&self, commit: Commit) -> StoreResult<WriterConn> {
         self.writer.conn(commit).await
     }
 
@@ -223,14 +223,13 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
-        let conn = self.write(Commit::Acknowledged).await?;
-        // `Transaction::begin` is how sqlx's own `Pool::begin_with` makes a
-        // transaction that owns its connection.
-        let tx = sqlx::Transaction::begin(conn, Some("BEGIN IMMEDIATE".into()))
+        let mut conn = self.write(Commit::Acknowledged).await?;
+        Manager::begin(&mut conn, Some("BEGIN IMMEDIATE".into()))
             .await
             .map_err(db_error)?;
         Ok(Box::new(SqliteTx {
-            tx,
+            conn,
+            open: true,
             added_jobs: false,
             jobs_added: self.jobs_added.clone(),
         }))
@@ -258,26 +257,40 @@ impl Store for SqliteStore {
     }
 }
 
+/// A transaction that owns the writer connection, as sqlx's `Transaction`
+/// does a pooled one: dropped while open, it queues its rollback.
 struct SqliteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    conn: WriterConn,
+    open: bool,
     added_jobs: bool,
     jobs_added: Arc<Notify>,
+}
+
+type Manager = <Sqlite as sqlx::Database>::TransactionManager;
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.open {
+            Manager::start_rollback(&mut self.conn);
+        }
+    }
 }
 
 #[async_trait]
 impl StoreTx for SqliteTx {
     async fn user_insert(&mut self, user: NewUser, now: Timestamp) -> StoreResult<User> {
-        signup::insert_user(&mut *self.tx, user, now).await
+        signup::insert_user(&mut *self.conn, user, now).await
     }
 
     async fn job_insert(&mut self, job: NewJob) -> StoreResult<Job> {
-        let job = jobs::insert(&mut *self.tx, job).await?;
+        let job = jobs::insert(&mut *self.conn, job).await?;
         self.added_jobs = true;
         Ok(job)
     }
 
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await.map_err(db_error)?;
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        Manager::commit(&mut self.conn).await.map_err(db_error)?;
+        self.open = false;
         if self.added_jobs {
             self.jobs_added.notify_one();
         }

@@ -3,7 +3,6 @@
 //! one caller's duplicate does not undo the others), one inserts their jobs,
 //! and one commit with one fsync serves them all.
 
-use sqlx::pool::PoolConnection;
 use sqlx::{Executor, Sqlite};
 
 use tasuki_core::{
@@ -12,7 +11,7 @@ use tasuki_core::{
 };
 
 use crate::rows::{UserRow, db_error};
-use crate::{Commit, Writer, jobs};
+use crate::{Commit, Writer, WriterConn, jobs};
 
 pub(crate) fn spawn(writer: Writer) -> SignupQueue {
     let acquire = move || {
@@ -26,10 +25,7 @@ pub(crate) fn spawn(writer: Writer) -> SignupQueue {
 
 /// Two statements for the whole batch: the users, then the jobs of those
 /// whose email was free.
-async fn insert(
-    mut conn: PoolConnection<Sqlite>,
-    batch: Vec<Signup>,
-) -> StoreResult<Vec<SignupResult>> {
+async fn insert(mut conn: WriterConn, batch: Vec<Signup>) -> StoreResult<Vec<SignupResult>> {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         email: &'a str,
