@@ -62,10 +62,10 @@ impl FromStr for Durability {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Commit {
     /// A caller is told "done" after it: it must survive power loss.
-    Acknowledged = 1,
+    Acknowledged,
     /// The queue's own state, which a crash may roll back to an earlier,
     /// consistent point: the job then runs again.
-    Bookkeeping = 2,
+    Bookkeeping,
 }
 
 /// The process's one writer connection, and how its commits sync. With
