@@ -3,7 +3,8 @@
 //! `queue` bulk-enqueues no-op jobs, drains them through the worker pool in a
 //! child process (so that its peak memory is the worker's own), and measures
 //! in the same run the ceiling of the SQL itself: batched claim and complete
-//! with no worker around them.
+//! with no worker around them, through the store and, on SQLite, with no
+//! driver either.
 //!
 //! `peers` runs the same throughput and latency work on tasuki and on the
 //! peer queues of `bench/peers/`, each built as a package of its own.
@@ -15,6 +16,7 @@
 mod http;
 mod peers;
 mod queue;
+mod raw;
 
 use clap::{Parser, Subcommand};
 

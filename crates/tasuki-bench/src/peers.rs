@@ -71,6 +71,8 @@ struct Peer {
     system: &'static str,
     engine: &'static str,
     dir: &'static str,
+    /// The settings it runs under: as shipped, then each normalization.
+    durabilities: &'static [&'static str],
 }
 
 const PEERS: &[Peer] = &[
@@ -78,21 +80,28 @@ const PEERS: &[Peer] = &[
         system: "apalis",
         engine: "sqlite",
         dir: "apalis-sqlite",
+        durabilities: &["as-shipped", "normalized"],
     },
     Peer {
         system: "effectum",
         engine: "sqlite",
         dir: "effectum",
+        // `wal`: WAL with effectum's own NORMAL, the level of tasuki's
+        // claims and completions; `normalized`: WAL with FULL, the level of
+        // tasuki's acknowledged writes.
+        durabilities: &["as-shipped", "normalized", "wal"],
     },
     Peer {
         system: "graphile_worker",
         engine: "postgres",
         dir: "graphile-worker",
+        durabilities: &["as-shipped"],
     },
     Peer {
         system: "apalis",
         engine: "postgres",
         dir: "apalis-postgres",
+        durabilities: &["as-shipped"],
     },
 ];
 
@@ -165,7 +174,7 @@ impl Record {
         self.settings["durability"].as_str().unwrap_or("")
     }
 
-    /// The durability's label alone (`as-shipped`, `normalized`, or tasuki's).
+    /// The durability's label alone (`as-shipped`, `normalized`, `wal`, or tasuki's).
     fn setting_label(&self) -> &str {
         self.durability().split(':').next().unwrap_or("").trim()
     }
@@ -211,15 +220,10 @@ pub(crate) async fn run(args: PeersArgs) -> anyhow::Result<()> {
             _ => Target::Postgres(args.postgres.clone()),
         };
         let (tasuki, ceiling) = tasuki_records(&plan, &target, engine).await?;
-        ceilings.push((engine, ceiling));
+        ceilings.push(ceiling);
         records.extend(tasuki);
         for peer in peers.iter().filter(|p| p.engine == engine) {
-            let durabilities: &[&str] = if engine == "sqlite" {
-                &["as-shipped", "normalized"]
-            } else {
-                &["as-shipped"]
-            };
-            for durability in durabilities {
+            for durability in peer.durabilities {
                 records.extend(peer_records(&root, &args.postgres, &plan, peer, durability).await?);
             }
         }
@@ -257,11 +261,19 @@ fn build(root: &Path, peer: &Peer) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An engine's ceilings, medians: tasuki's claim and complete through its
+/// store with no worker, and (SQLite) the same statements with no driver.
+struct Ceiling {
+    engine: &'static str,
+    store: f64,
+    raw: Option<f64>,
+}
+
 async fn tasuki_records(
     plan: &Plan,
     target: &Target,
     engine: &'static str,
-) -> anyhow::Result<(Vec<Record>, f64)> {
+) -> anyhow::Result<(Vec<Record>, Ceiling)> {
     let mut samples = Vec::new();
     for _ in 0..plan.runs {
         samples.push(queue::sample(target, plan.jobs, plan.concurrency).await?);
@@ -276,7 +288,11 @@ async fn tasuki_records(
         "wake_up": if engine == "sqlite" { "in process: at once; across processes: PRAGMA data_version, 1-10 ms" } else { "LISTEN/NOTIFY; 5 s fallback poll" },
         "claiming": if engine == "sqlite" { "batch UPDATE ... RETURNING sized to free slots" } else { "batch UPDATE ... FOR UPDATE SKIP LOCKED sized to free slots" },
     });
-    let ceiling = of(|s| s.ceiling);
+    let ceiling = Ceiling {
+        engine,
+        store: of(|s| s.ceiling),
+        raw: queue::raw_ceilings(&samples).map(median),
+    };
     let throughput = Record::throughput(
         "tasuki",
         engine,
@@ -468,21 +484,38 @@ fn number(line: &Value, key: &str) -> anyhow::Result<f64> {
         .with_context(|| format!("`{key}` missing in {line}"))
 }
 
-fn report(records: &[Record], ceilings: &[(&str, f64)]) {
-    for (engine, ceiling) in ceilings {
+fn report(records: &[Record], ceilings: &[Ceiling]) {
+    for Ceiling { engine, store, raw } in ceilings {
+        let (engine, ceiling) = (*engine, *store);
         let tasuki = records
             .iter()
-            .find(|r| r.system == "tasuki" && r.engine == *engine && r.workload == "throughput")
+            .find(|r| r.system == "tasuki" && r.engine == engine && r.workload == "throughput")
             .and_then(|r| r.jobs_per_sec)
             .unwrap_or(f64::NAN);
-        println!("\n{engine} (raw-SQL ceiling of tasuki's claim+complete: {ceiling:.0} jobs/s)");
+        println!(
+            "\n{engine} (ceiling of tasuki's claim+complete through its store, no worker: {ceiling:.0} jobs/s)"
+        );
+        if let Some(raw) = raw {
+            // The fastest peer setting, and what the raw statements make of it.
+            let fastest = records
+                .iter()
+                .filter(|r| {
+                    r.engine == engine && r.system != "tasuki" && r.workload == "throughput"
+                })
+                .filter_map(|r| r.jobs_per_sec)
+                .fold(f64::NAN, f64::max);
+            println!(
+                "the same statements with no driver, worker or handler: {raw:.0} jobs/s, {:.2}× the fastest peer ({fastest:.0} jobs/s)",
+                raw / fastest
+            );
+        }
         println!(
             "| system | durability | enqueue jobs/s | drain jobs/s | tasuki ÷ system | drain ÷ ceiling | pickup p50 | p95 | p99 |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
         for t in records
             .iter()
-            .filter(|r| r.engine == *engine && r.workload == "throughput")
+            .filter(|r| r.engine == engine && r.workload == "throughput")
         {
             let l = records.iter().find(|r| {
                 r.engine == t.engine
@@ -529,17 +562,10 @@ fn svg(records: &[Record]) -> String {
             .iter()
             .filter(|r| r.workload == workload)
             .filter_map(|r| {
-                let short = r
-                    .durability()
-                    .split(':')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
                 let label = if r.system == "tasuki" {
                     format!("tasuki ({})", r.engine)
                 } else {
-                    format!("{} ({}, {short})", r.system, r.engine)
+                    format!("{} ({}, {})", r.system, r.engine, r.setting_label())
                 };
                 value(r).map(|v| (label, v))
             })

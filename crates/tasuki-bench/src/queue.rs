@@ -17,6 +17,8 @@ use tasuki_sqlite::{SqliteConfig, SqliteStore};
 use tasuki_worker::{Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
+use crate::raw;
+
 #[derive(clap::Args)]
 pub(crate) struct QueueArgs {
     /// Jobs per throughput run.
@@ -50,7 +52,10 @@ pub(crate) struct QueueArgs {
 pub(crate) struct Sample {
     pub(crate) enqueue: f64,
     pub(crate) drain: f64,
+    /// Claim and complete through the store, with no worker.
     pub(crate) ceiling: f64,
+    /// The same statements with no driver either (SQLite only).
+    pub(crate) raw_ceiling: Option<f64>,
     rss_mib: f64,
 }
 
@@ -167,24 +172,34 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
         for run in 1..=args.runs.max(1) {
             let sample = sample(target, args.jobs, args.concurrency).await?;
             println!(
-                "  {} run {run}: enqueue {:.0}/s, drain {:.0}/s, ceiling {:.0}/s, peak RSS {:.1} MiB",
+                "  {} run {run}: enqueue {:.0}/s, drain {:.0}/s, ceiling {:.0}/s{}, peak RSS {:.1} MiB",
                 target.label(),
                 sample.enqueue,
                 sample.drain,
                 sample.ceiling,
+                raw_label(sample.raw_ceiling),
                 sample.rss_mib
             );
             samples.push(sample);
         }
         let of = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
         let ratio = median(samples.iter().map(|s| s.drain / s.ceiling).collect());
+        let raw = raw_ceilings(&samples);
+        let raw_ratio = raw.as_ref().map_or(String::new(), |raw| {
+            let ratios = samples.iter().zip(raw).map(|(s, raw)| s.drain / raw);
+            format!(
+                " | drain/raw ceiling {:.0}%",
+                100.0 * median(ratios.collect())
+            )
+        });
         println!(
-            "{} (median of {}): enqueue {:.0} jobs/s | drain {:.0} jobs/s | ceiling {:.0} jobs/s | drain/ceiling {:.0}% | worker peak RSS {:.1} MiB",
+            "{} (median of {}): enqueue {:.0} jobs/s | drain {:.0} jobs/s | ceiling {:.0} jobs/s{} | drain/ceiling {:.0}%{raw_ratio} | worker peak RSS {:.1} MiB",
             target.label(),
             samples.len(),
             of(|s| s.enqueue),
             of(|s| s.drain),
             of(|s| s.ceiling),
+            raw_label(raw.map(median)),
             100.0 * ratio,
             of(|s| s.rss_mib),
         );
@@ -205,6 +220,16 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every run's raw ceiling, when every run has one (SQLite).
+pub(crate) fn raw_ceilings(samples: &[Sample]) -> Option<Vec<f64>> {
+    samples.iter().map(|s| s.raw_ceiling).collect()
+}
+
+/// `, raw ceiling N/s` when there is one.
+fn raw_label(raw: Option<f64>) -> String {
+    raw.map_or(String::new(), |raw| format!(", raw ceiling {raw:.0}/s"))
 }
 
 /// Pickup latency percentiles, in milliseconds.
@@ -271,10 +296,21 @@ pub(crate) async fn sample(
     let store = open(&url, target.durability()).await?;
     enqueue_jobs(&store, jobs).await?;
     let ceiling = ceiling(&store, jobs, concurrency).await?;
+    drop(store);
+    let raw_ceiling = match target {
+        Target::Sqlite(..) => {
+            let url = target.fresh(&dir, "raw").await?;
+            enqueue_jobs(&open(&url, target.durability()).await?, jobs).await?;
+            let raw = tokio::task::spawn_blocking(move || raw::ceiling(&url, jobs, concurrency));
+            Some(raw.await??)
+        }
+        Target::Postgres(_) => None,
+    };
     Ok(Sample {
         enqueue: jobs as f64 / enqueue.as_secs_f64(),
         drain: jobs as f64 / drain.secs,
         ceiling,
+        raw_ceiling,
         rss_mib: drain.peak_rss_kib as f64 / 1024.0,
     })
 }

@@ -1,5 +1,5 @@
 //! Peer benchmark for effectum 0.7 (SQLite job queue), speaking the peer protocol:
-//!   throughput     --url PATH --jobs N --concurrency C [--durability as-shipped|normalized]
+//!   throughput     --url PATH --jobs N --concurrency C [--durability as-shipped|normalized|wal]
 //!   latency        --url PATH --jobs N --rate R [--durability D] [--in-process]
 //!   enqueue-steady --url PATH --jobs N --rate R [--durability D]   (latency's child)
 //! `--in-process` is an extra outside the protocol: the enqueuer is a task in the worker's
@@ -57,8 +57,9 @@ fn parse_args() -> Res<Args> {
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
-    if !["as-shipped", "normalized"].contains(&durability.as_str()) {
-        return Err(format!("--durability takes as-shipped or normalized, not {durability}").into());
+    if !["as-shipped", "normalized", "wal"].contains(&durability.as_str()) {
+        let takes = "as-shipped, normalized (WAL, FULL) or wal (WAL, effectum's NORMAL)";
+        return Err(format!("--durability takes {takes}, not {durability}").into());
     }
     if concurrency == 0 || rate <= 0.0 || rate.is_nan() {
         return Err("--concurrency and --rate must be positive".into());
@@ -86,7 +87,7 @@ async fn run(a: Args) -> Res<()> {
     if !child && a.path.exists() {
         return Err(format!("{} already exists", a.path.display()).into());
     }
-    if a.durability == "normalized" {
+    if a.durability != "as-shipped" {
         if !child {
             // journal_mode=WAL is stored in the file: every later connection opens in WAL.
             let conn = rusqlite::Connection::open(&a.path)?;
@@ -95,7 +96,7 @@ async fn run(a: Args) -> Res<()> {
                 return Err(format!("could not set WAL: journal_mode is {mode}").into());
             }
         }
-        NORMALIZED.store(true, Relaxed);
+        NORMALIZED.store(a.durability == "normalized", Relaxed);
     }
     // Registered after our own connection, so the first handle seen is effectum's writer.
     if unsafe { ffi::sqlite3_auto_extension(Some(on_open)) } != ffi::SQLITE_OK {
@@ -177,6 +178,13 @@ fn settings(a: &Args, extra: &[(&str, String)]) -> Res<Value> {
             IGNORED.load(Relaxed)
         );
         (format!("journal_mode={journal}, synchronous={sync} (set by this harness)"), changed)
+    } else if a.durability == "wal" {
+        let changed = "yes: PRAGMA journal_mode=WAL on the new file before effectum opened it; \
+             synchronous left as effectum sets it";
+        let d = format!(
+            "journal_mode={journal} (set by this harness), synchronous={sync} (effectum's own)"
+        );
+        (d, changed.to_string())
     } else {
         let d = format!("journal_mode={journal}, synchronous={sync} (effectum's own)");
         (d, "no".to_string())
