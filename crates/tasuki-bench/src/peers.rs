@@ -463,9 +463,10 @@ fn call(bin: &Path, args: &[&str], peer: &Peer, durability: &str) -> anyhow::Res
         .with_context(|| format!("running {}", bin.display()))?;
     if !output.status.success() {
         bail!(
-            "{} {} failed: {}",
+            "{} {} failed ({}): {}",
             peer.dir,
             args.join(" "),
+            output.status,
             String::from_utf8_lossy(&output.stderr)
         );
     }

@@ -246,6 +246,9 @@ async fn throughput(a: &Args) -> Res<()> {
     if ran.load(Relaxed) != a.jobs {
         return Err(format!("{} handlers ran for {} jobs", ran.load(Relaxed), a.jobs).into());
     }
+    // Settings are read on effectum's writer connection, which is opened
+    // without SQLite's mutex: only once the worker is gone and it is idle.
+    worker.unregister(CLOSE).await?;
     let settings = settings(
         a,
         &[
@@ -257,7 +260,6 @@ async fn throughput(a: &Args) -> Res<()> {
             ("drain_end", "Worker::counts().finished == N, checked every 1 ms".into()),
         ],
     )?;
-    worker.unregister(CLOSE).await?;
     queue.close(CLOSE.unwrap()).await?;
     let n = a.jobs as f64;
     let (enqueue, drain) = (n / enqueue, n / drain);
@@ -361,6 +363,7 @@ async fn latency(a: &Args) -> Res<()> {
         true => "a task in this process on the same Queue value (--in-process)",
         false => "child process enqueue-steady with a Queue of its own on the same file",
     };
+    worker.unregister(CLOSE).await.ok();
     let settings = settings(
         a,
         &[
@@ -369,7 +372,6 @@ async fn latency(a: &Args) -> Res<()> {
             ("started", format!("{} of {} jobs started", starts.len(), a.jobs)),
         ],
     )?;
-    worker.unregister(CLOSE).await.ok();
     queue.close(CLOSE.unwrap()).await.ok();
     let (p50, p95, p99, max) = (pct(50.0), pct(95.0), pct(99.0), waits.last());
     println!(
