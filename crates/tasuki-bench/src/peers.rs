@@ -486,8 +486,12 @@ fn number(line: &Value, key: &str) -> anyhow::Result<f64> {
 }
 
 fn report(records: &[Record], ceilings: &[Ceiling]) {
-    for Ceiling { engine, store, raw } in ceilings {
-        let (engine, ceiling) = (*engine, *store);
+    for &Ceiling {
+        engine,
+        store: ceiling,
+        raw,
+    } in ceilings
+    {
         let tasuki = records
             .iter()
             .find(|r| r.system == "tasuki" && r.engine == engine && r.workload == "throughput")
