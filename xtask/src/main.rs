@@ -1,6 +1,6 @@
 //! Project automation, run as `cargo xtask <task>`.
 //!
-//! - `sqlx-prepare`: regenerates each store crate's `.sqlx/` offline query data
+//! - `sqlx-prepare`: regenerates the PostgreSQL store's `.sqlx/` offline query data
 //!   from a scratch database built by the crate's own migrations.
 //! - `sqlx-check`: fails when the committed `.sqlx/` data is not current.
 //! - `check-core`: fails when the core crate depends on I/O (sqlx, tokio, axum…).

@@ -1,5 +1,7 @@
 //! sqlx's offline data without sqlx-cli: the query macros write one JSON file
 //! per query into `SQLX_OFFLINE_DIR` when they run against a live database.
+//! Only the PostgreSQL store uses sqlx's macros; the SQLite store's statements
+//! are checked by its own tests (`tasuki-sqlite/src/queries.rs`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use crate::cargo;
 
 /// The store crates whose queries are checked at compile time.
-const STORES: &[&str] = &["tasuki-sqlite", "tasuki-postgres"];
+const STORES: &[&str] = &["tasuki-postgres"];
 
 /// The PostgreSQL server that holds the scratch database of `tasuki-postgres`.
 fn postgres_server() -> String {
@@ -63,11 +65,7 @@ fn generate(root: &Path, store: &str) -> Result<PathBuf> {
     }
     let out = scratch.join("queries");
     fs::create_dir_all(&out)?;
-    let url = if store == "tasuki-postgres" {
-        scratch_postgres(&crate_dir)?
-    } else {
-        scratch_sqlite(&crate_dir, &scratch)?
-    };
+    let url = scratch_postgres(&crate_dir)?;
     // Touching the crate root makes cargo expand its macros again.
     let lib = crate_dir.join("src").join("lib.rs");
     let text = fs::read(&lib)?;
@@ -88,25 +86,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
-}
-
-fn scratch_sqlite(crate_dir: &Path, scratch: &Path) -> Result<String> {
-    let path = scratch.join("scratch.db");
-    let url = format!("sqlite://{}", path.display());
-    let migrations = crate_dir.join("migrations");
-    runtime()?.block_on(async {
-        let options = url
-            .parse::<sqlx::sqlite::SqliteConnectOptions>()?
-            .create_if_missing(true);
-        let pool = sqlx::SqlitePool::connect_with(options).await?;
-        sqlx::migrate::Migrator::new(migrations)
-            .await?
-            .run(&pool)
-            .await?;
-        pool.close().await;
-        anyhow::Ok(())
-    })?;
-    Ok(url)
 }
 
 /// Recreates the database `tasuki_sqlx` on the local server, migrated.

@@ -38,7 +38,7 @@ pub(crate) fn ceiling(path: &str, n: usize, batch: usize) -> anyhow::Result<f64>
             for i in 0..row.as_ref().column_count() {
                 row.get_ref(i)?;
             }
-            let (id, attempt): (i64, i64) = (row.get("id!")?, row.get("attempt!")?);
+            let (id, attempt): (i64, i64) = (row.get("id")?, row.get("attempt")?);
             if attempts.len() > 1 {
                 attempts.push(',');
             }

@@ -17,7 +17,11 @@ use tokio::sync::OnceCell;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
+    /// SQLite at its default durability, `FULL`: acknowledged writes sync,
+    /// bookkeeping does not, so each turn of the writer picks its sync level.
     Sqlite,
+    /// SQLite with `synchronous=NORMAL` throughout.
+    SqliteNormal,
     Postgres,
 }
 
@@ -102,12 +106,13 @@ pub async fn postgres_available() -> bool {
 /// said why it was skipped).
 pub async fn fresh(engine: Engine) -> Option<TestDb> {
     match engine {
-        Engine::Sqlite => {
+        Engine::Sqlite | Engine::SqliteNormal => {
             let dir = tempfile::tempdir().expect("a temporary folder");
             let path = dir.path().join("test.db");
             let mut config = SqliteConfig::new(&path);
-            // Tests need no power-loss durability; NORMAL spares the disk.
-            config.durability = Durability::Normal;
+            if engine == Engine::SqliteNormal {
+                config.durability = Durability::Normal;
+            }
             let store = SqliteStore::open(&config).await.expect("open SQLite");
             Some(TestDb {
                 store: Arc::new(store),

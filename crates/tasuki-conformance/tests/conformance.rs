@@ -1,7 +1,11 @@
-//! Both stores against the conformance suite.
+//! Both stores against the conformance suite; SQLite at both durabilities.
 
 mod sqlite {
     tasuki_conformance::conformance_tests!(tasuki_conformance::Engine::Sqlite);
+}
+
+mod sqlite_normal {
+    tasuki_conformance::conformance_tests!(tasuki_conformance::Engine::SqliteNormal);
 }
 
 mod postgres {

@@ -2,149 +2,186 @@
 //! the email outbox and probe runs.
 
 use async_trait::async_trait;
+use rusqlite::{Connection, named_params};
 use tasuki_core::{
-    AgeFilter, AppStore, EmailMessage, JobId, NewJob, OnboardOutcome, Onboarding, Page,
-    StoreResult, Timestamp, User, UserProfile,
+    AgeFilter, AppStore, EmailMessage, JobId, NewJob, NewUser, OnboardOutcome, Onboarding, Page,
+    StoreError, StoreResult, Timestamp, User, UserProfile,
 };
 
-use crate::rows::{UserRow, db_error};
-use crate::{Commit, SqliteStore};
+use crate::SqliteStore;
+use crate::queries;
+use crate::rows::{self, Error, corrupt};
+use crate::writer::Commit;
+
+pub(crate) fn insert_user(conn: &Connection, user: NewUser, now: Timestamp) -> Result<User, Error> {
+    let additional = user
+        .additional_data
+        .map(|map| serde_json::Value::Object(map).to_string());
+    let mut statement = conn.prepare_cached(queries::USER_INSERT.sql)?;
+    let mut rows = statement.query((
+        user.email,
+        user.age,
+        user.name,
+        user.bio,
+        user.is_active,
+        additional,
+        now.as_micros(),
+    ))?;
+    let row = rows.next()?.ok_or(StoreError::NotFound)?;
+    rows::user(row)
+}
+
+/// A `user_created` job's effects, the statements of `queries/user/onboard/`
+/// in order; `changes()` and `last_insert_rowid()` carry from one to the next.
+/// `None` when the user does not exist; else the outcome, and whether the
+/// email's delivery job was enqueued.
+fn onboard(
+    conn: &Connection,
+    o: &Onboarding,
+    tags: &str,
+) -> Result<Option<(OnboardOutcome, bool)>, Error> {
+    let (user, now) = (o.user_id, o.now.as_micros());
+    // The delivery job's defaults; its payload is made in SQL.
+    let delivery = NewJob::new(o.delivery_job_type.clone(), serde_json::Value::Null, o.now);
+    conn.prepare_cached(queries::ONBOARD_COUNT.sql)?
+        .execute(named_params! {":day": o.now.utc_day(), ":user_id": user})?;
+    conn.prepare_cached(queries::ONBOARD_PROFILE.sql)?.execute(named_params! {
+        ":tags": tags, ":region": o.profile.region, ":rank": o.profile.rank,
+        ":now": now, ":user_id": user,
+    })?;
+    conn.prepare_cached(queries::ONBOARD_EMAIL.sql)?.execute(named_params! {
+        ":kind": o.email_kind, ":subject": o.email_subject, ":body": o.email_body,
+        ":now": now, ":user_id": user,
+    })?;
+    conn.prepare_cached(queries::ONBOARD_DELIVERY.sql)?.execute(named_params! {
+        ":job_type": delivery.job_type, ":priority": delivery.priority,
+        ":max_retries": delivery.max_retries, ":now": now,
+    })?;
+    let mut statement = conn.prepare_cached(queries::ONBOARD_OUTCOME.sql)?;
+    let mut rows = statement.query(named_params! {":kind": o.email_kind, ":user_id": user})?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let (outbox_id, first_time, enqueued): (i64, bool, bool) = (row.get(0)?, row.get(1)?, row.get(2)?);
+    drop(rows);
+    conn.prepare_cached(queries::ONBOARD_MARK.sql)?
+        .execute(named_params! {":now": now, ":user_id": user})?;
+    let outcome = OnboardOutcome {
+        outbox_id,
+        first_time,
+    };
+    Ok(Some((outcome, enqueued)))
+}
 
 #[async_trait]
 impl AppStore for SqliteStore {
     async fn user_get(&self, id: i64) -> StoreResult<User> {
-        sqlx::query_file_as!(UserRow, "queries/user/get.sql", id)
-            .fetch_one(&self.reader)
+        self.readers
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(queries::USER_GET.sql)?;
+                let mut rows = statement.query([id])?;
+                rows::user(rows.next()?.ok_or(StoreError::NotFound)?)
+            })
             .await
-            .map_err(db_error)?
-            .try_into()
     }
 
     async fn user_list(&self, after: i64, limit: u32) -> StoreResult<Page<User>> {
         let limit = limit.max(1);
-        let rows = sqlx::query_file_as!(UserRow, "queries/user/list.sql", after, limit)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?;
-        let items = rows
-            .into_iter()
-            .map(User::try_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::of(items, limit, |u| u.id))
+        let users = self
+            .readers
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(queries::USER_LIST.sql)?;
+                rows::all(statement.query((after, limit))?, rows::user)
+            })
+            .await?;
+        Ok(Page::of(users, limit, |u| u.id))
     }
 
     async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile> {
-        let row = sqlx::query_file!("queries/user/profile_get.sql", user_id)
-            .fetch_one(&self.reader)
+        self.readers
+            .read(move |conn| {
+                let (tags, region, rank): (String, Option<String>, Option<String>) = conn
+                    .prepare_cached(queries::USER_PROFILE_GET.sql)?
+                    .query_row([user_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+                Ok(UserProfile {
+                    recommendation_tags: serde_json::from_str(&tags)
+                        .map_err(|e| corrupt("recommendation_tags", e))?,
+                    region,
+                    rank,
+                })
+            })
             .await
-            .map_err(db_error)?;
-        Ok(UserProfile {
-            recommendation_tags: serde_json::from_str(&row.recommendation_tags)
-                .map_err(|e| tasuki_core::StoreError::Database(Box::new(e)))?,
-            region: row.region,
-            rank: row.rank,
-        })
     }
 
     async fn user_onboard(&self, o: Onboarding) -> StoreResult<OnboardOutcome> {
-        let (now, day) = (o.now.as_micros(), o.now.utc_day());
         let tags = serde_json::to_string(&o.profile.recommendation_tags)
-            .map_err(|e| tasuki_core::StoreError::Database(Box::new(e)))?;
-        // The delivery job's defaults; its payload is made in SQL.
-        let delivery = NewJob::new(o.delivery_job_type, serde_json::Value::Null, o.now);
-        let (user, kind) = (o.user_id, o.email_kind);
-        let mut conn = self.write(Commit::Bookkeeping).await?;
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        // Every statement of the script takes its own parameters, in order.
-        let rows = sqlx::query_file!(
-            "queries/user/onboard.sql",
-            day,
-            user,
-            // the profile
-            tags,
-            o.profile.region,
-            o.profile.rank,
-            now,
-            user,
-            // the email
-            kind,
-            o.email_subject,
-            o.email_body,
-            now,
-            user,
-            // its delivery job
-            delivery.job_type,
-            delivery.priority,
-            delivery.max_retries,
-            now,
-            now,
-            // the outcome
-            kind,
-            user,
-            // the user, onboarded
-            now,
-            user
-        )
-        // All rows: the script's last statement runs after its one result row.
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let outcome = rows.first().ok_or(tasuki_core::StoreError::NotFound)?;
-        let (outbox_id, first_time, enqueued) = (
-            outcome.outbox_id,
-            outcome.first_time,
-            outcome.delivery_enqueued,
-        );
-        tx.commit().await.map_err(db_error)?;
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        let (outcome, enqueued) = self
+            .writer
+            .write(Commit::Bookkeeping, move |conn| {
+                Ok(onboard(conn, &o, &tags)?.ok_or(StoreError::NotFound)?)
+            })
+            .await?;
         if enqueued {
             self.jobs_added();
         }
-        Ok(OnboardOutcome {
-            outbox_id,
-            first_time,
-        })
+        Ok(outcome)
     }
 
     async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>> {
-        sqlx::query_file_scalar!("queries/user/ages.sql", filter.min_age, filter.max_age)
-            .fetch_all(&self.reader)
+        self.readers
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(queries::USER_AGES.sql)?;
+                let ages = statement
+                    .query_map((filter.min_age, filter.max_age), |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(ages)
+            })
             .await
-            .map_err(db_error)
     }
 
     async fn signup_stats(&self) -> StoreResult<Vec<(String, i64)>> {
-        let rows = sqlx::query_file!("queries/signup/stats.sql")
-            .fetch_all(&self.reader)
+        self.readers
+            .read(|conn| {
+                let mut statement = conn.prepare_cached(queries::SIGNUP_STATS.sql)?;
+                let days = statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                Ok(days)
+            })
             .await
-            .map_err(db_error)?;
-        Ok(rows.into_iter().map(|r| (r.day, r.signups)).collect())
     }
 
     async fn email_get(&self, id: i64) -> StoreResult<EmailMessage> {
-        let row = sqlx::query_file!("queries/email/get.sql", id)
-            .fetch_one(&self.reader)
+        self.readers
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(queries::EMAIL_GET.sql)?;
+                let mut rows = statement.query([id])?;
+                let row = rows.next()?.ok_or(StoreError::NotFound)?;
+                let sent_at: Option<i64> = row.get(6)?;
+                Ok(EmailMessage {
+                    id: row.get(0)?,
+                    user_id: row.get(1)?,
+                    kind: row.get(2)?,
+                    recipient: row.get(3)?,
+                    subject: row.get(4)?,
+                    body: row.get(5)?,
+                    sent_at: sent_at.map(Timestamp::from_micros),
+                })
+            })
             .await
-            .map_err(db_error)?;
-        Ok(EmailMessage {
-            id: row.id,
-            user_id: row.user_id,
-            kind: row.kind,
-            recipient: row.recipient,
-            subject: row.subject,
-            body: row.body,
-            sent_at: row.sent_at.map(Timestamp::from_micros),
-        })
     }
 
     async fn email_mark_sent(&self, id: i64, now: Timestamp) -> StoreResult<bool> {
         let at = now.as_micros();
-        let done = sqlx::query_file!("queries/email/mark_sent.sql", id, at)
-            .execute(&mut *self.write(Commit::Bookkeeping).await?)
+        self.writer
+            .write(Commit::Bookkeeping, move |conn| {
+                let changed = conn
+                    .prepare_cached(queries::EMAIL_MARK_SENT.sql)?
+                    .execute((id, at))?;
+                Ok(changed == 1)
+            })
             .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn probe_run_start(
@@ -154,20 +191,24 @@ impl AppStore for SqliteStore {
         worker: &str,
         at: Timestamp,
     ) -> StoreResult<()> {
-        let at = at.as_micros();
-        sqlx::query_file!("queries/probe/start.sql", job_id.0, attempt, worker, at)
-            .execute(&mut *self.write(Commit::Bookkeeping).await?)
+        let (worker, at) = (worker.to_owned(), at.as_micros());
+        self.writer
+            .write(Commit::Bookkeeping, move |conn| {
+                conn.prepare_cached(queries::PROBE_START.sql)?
+                    .execute((job_id.0, attempt, worker, at))?;
+                Ok(())
+            })
             .await
-            .map_err(db_error)?;
-        Ok(())
     }
 
     async fn probe_run_end(&self, job_id: JobId, attempt: i32, at: Timestamp) -> StoreResult<()> {
         let at = at.as_micros();
-        sqlx::query_file!("queries/probe/end.sql", job_id.0, attempt, at)
-            .execute(&mut *self.write(Commit::Bookkeeping).await?)
+        self.writer
+            .write(Commit::Bookkeeping, move |conn| {
+                conn.prepare_cached(queries::PROBE_END.sql)?
+                    .execute((job_id.0, attempt, at))?;
+                Ok(())
+            })
             .await
-            .map_err(db_error)?;
-        Ok(())
     }
 }

@@ -4,43 +4,34 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
-use sqlx::{Executor, Sqlite};
 use tasuki_core::{
     ClaimParams, Completion, Failure, Job, JobFilter, JobId, JobStats, JobStatus, JobStore,
     LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp, changed_or_conflict,
 };
 
-use crate::rows::{JobRow, db_error, jobs};
-use crate::{Commit, SqliteStore};
+use crate::queries::{self, Query};
+use crate::rows::{self, Error};
+use crate::writer::Commit;
+use crate::SqliteStore;
 
-pub(crate) async fn insert<'e, E>(executor: E, job: NewJob) -> StoreResult<Job>
-where
-    E: Executor<'e, Database = Sqlite>,
-{
-    let payload = job.payload.to_string();
-    let (scheduled_at, created_at) = (job.scheduled_at.as_micros(), job.created_at.as_micros());
-    sqlx::query_file_as!(
-        JobRow,
-        "queries/job/insert.sql",
-        job.job_type,
-        payload,
+pub(crate) fn insert(conn: &Connection, job: &NewJob) -> Result<Job, Error> {
+    let mut statement = conn.prepare_cached(queries::JOB_INSERT.sql)?;
+    let mut rows = statement.query((
+        &job.job_type,
+        job.payload.to_string(),
         job.priority,
         job.max_retries,
-        scheduled_at,
-        created_at
-    )
-    .fetch_one(executor)
-    .await
-    .map_err(db_error)?
-    .try_into()
+        job.scheduled_at.as_micros(),
+        job.created_at.as_micros(),
+    ))?;
+    let row = rows.next()?.ok_or(StoreError::NotFound)?;
+    rows::job(row)
 }
 
 /// Inserts jobs in one statement; returns their ids in order.
-pub(crate) async fn insert_many<'e, E>(executor: E, new_jobs: &[NewJob]) -> StoreResult<Vec<JobId>>
-where
-    E: Executor<'e, Database = Sqlite>,
-{
+pub(crate) fn insert_many(conn: &Connection, new_jobs: &[NewJob]) -> Result<Vec<JobId>, Error> {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         t: &'a str,
@@ -65,20 +56,30 @@ where
         })
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Database(Box::new(e)))?;
-    let done = sqlx::query_file!("queries/job/insert_many.sql", rows)
-        .execute(executor)
-        .await
-        .map_err(db_error)?;
+    let count = conn
+        .prepare_cached(queries::JOB_INSERT_MANY.sql)?
+        .execute([rows])? as i64;
     // One statement under the write lock: AUTOINCREMENT hands out
     // consecutive ids, the last of which SQLite reports.
-    let (last, count) = (done.last_insert_rowid(), done.rows_affected() as i64);
+    let last = conn.last_insert_rowid();
     Ok((last - count + 1..=last).map(JobId).collect())
 }
 
-fn ids(ids: Vec<i64>) -> Vec<JobId> {
-    let mut ids: Vec<JobId> = ids.into_iter().map(JobId).collect();
+/// Runs a statement that returns job ids; sorted.
+fn returned_ids(conn: &Connection, query: &Query, params: impl rusqlite::Params) -> Result<Vec<JobId>, Error> {
+    let mut statement = conn.prepare_cached(query.sql)?;
+    let mut ids = statement
+        .query_map(params, |row| row.get(0).map(JobId))?
+        .collect::<Result<Vec<_>, _>>()?;
     ids.sort_unstable();
-    ids
+    Ok(ids)
+}
+
+/// Runs a statement that returns at most one job.
+fn returned_job(conn: &Connection, query: &Query, params: impl rusqlite::Params) -> Result<Option<Job>, Error> {
+    let mut statement = conn.prepare_cached(query.sql)?;
+    let mut rows = statement.query(params)?;
+    rows.next()?.map(rows::job).transpose()
 }
 
 /// Rows of a set-based write travel as one JSON array parameter.
@@ -104,35 +105,37 @@ fn by_id<V: std::fmt::Display>(entries: impl Iterator<Item = (JobId, V)>) -> Str
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn job_insert(&self, job: NewJob) -> StoreResult<Job> {
-        let job = insert(&mut *self.write(Commit::Acknowledged).await?, job).await?;
+        let job = self
+            .writer
+            .write(Commit::Acknowledged, move |conn| insert(conn, &job))
+            .await?;
         self.jobs_added();
         Ok(job)
     }
 
     async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>> {
-        let ids = insert_many(&mut *self.write(Commit::Acknowledged).await?, &new_jobs).await?;
+        let ids = self
+            .writer
+            .write(Commit::Acknowledged, move |conn| insert_many(conn, &new_jobs))
+            .await?;
         self.jobs_added();
         Ok(ids)
     }
 
     async fn job_claim(&self, params: ClaimParams<'_>) -> StoreResult<Vec<Job>> {
-        let (lease, now, limit) = (
+        let (owner, lease, now, limit) = (
+            params.owner.to_owned(),
             params.lease_expires_at.as_micros(),
             params.now.as_micros(),
             params.limit,
         );
-        let rows = sqlx::query_file_as!(
-            JobRow,
-            "queries/job/claim.sql",
-            params.owner,
-            lease,
-            now,
-            limit
-        )
-        .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
-        .await
-        .map_err(db_error)?;
-        let mut claimed = jobs(rows)?;
+        let mut claimed = self
+            .writer
+            .write(Commit::Bookkeeping, move |conn| {
+                let mut statement = conn.prepare_cached(queries::JOB_CLAIM.sql)?;
+                rows::all(statement.query((owner, lease, now, limit))?, rows::job)
+            })
+            .await?;
         claimed.sort_by(|a, b| {
             (b.priority, a.scheduled_at, a.id).cmp(&(a.priority, b.scheduled_at, b.id))
         });
@@ -154,12 +157,11 @@ impl JobStore for SqliteStore {
                 .filter_map(|c| Some((c.id, c.result.as_ref()?))),
         );
         let now = now.as_micros();
-        let done =
-            sqlx::query_file_scalar!("queries/job/complete_many.sql", now, attempts, results)
-                .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
-                .await
-                .map_err(db_error)?;
-        Ok(ids(done))
+        self.writer
+            .write(Commit::Bookkeeping, move |conn| {
+                returned_ids(conn, &queries::JOB_COMPLETE_MANY, (now, attempts, results))
+            })
+            .await
     }
 
     async fn job_fail_many(
@@ -175,11 +177,11 @@ impl JobStore for SqliteStore {
                    "retry_at": f.retry_at.map(Timestamp::as_micros)})
         }));
         let now = now.as_micros();
-        let failed = sqlx::query_file_scalar!("queries/job/fail_many.sql", now, rows)
-            .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
+        self.writer
+            .write(Commit::Bookkeeping, move |conn| {
+                returned_ids(conn, &queries::JOB_FAIL_MANY, (now, rows))
+            })
             .await
-            .map_err(db_error)?;
-        Ok(ids(failed))
     }
 
     async fn job_release_many(
@@ -192,12 +194,14 @@ impl JobStore for SqliteStore {
         }
         let attempts = by_id(releases.iter().map(|r| (r.id, r.attempt)));
         let now = now.as_micros();
-        let released = sqlx::query_file_scalar!("queries/job/release_many.sql", now, attempts)
-            .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
-            .await
-            .map_err(db_error)?;
+        let released = self
+            .writer
+            .write(Commit::Bookkeeping, move |conn| {
+                returned_ids(conn, &queries::JOB_RELEASE_MANY, (now, attempts))
+            })
+            .await?;
         self.jobs_added();
-        Ok(ids(released))
+        Ok(released)
     }
 
     async fn job_heartbeat(
@@ -211,46 +215,51 @@ impl JobStore for SqliteStore {
             return Ok(0);
         }
         let ids = json_array(ids.iter().map(|id| json!(id.0)));
-        let (now, lease) = (now.as_micros(), lease_expires_at.as_micros());
-        let done = sqlx::query_file!("queries/job/heartbeat.sql", owner, now, lease, ids)
-            .execute(&mut *self.write(Commit::Bookkeeping).await?)
+        let (owner, now, lease) = (owner.to_owned(), now.as_micros(), lease_expires_at.as_micros());
+        self.writer
+            .write(Commit::Bookkeeping, move |conn| {
+                let mut statement = conn.prepare_cached(queries::JOB_HEARTBEAT.sql)?;
+                Ok(statement.execute((owner, now, lease, ids))? as u64)
+            })
             .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected())
     }
 
     async fn job_rescue_expired(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<JobId>> {
         let now = now.as_micros();
-        let rescued = sqlx::query_file_scalar!("queries/job/rescue_expired.sql", now, limit)
-            .fetch_all(&mut *self.write(Commit::Bookkeeping).await?)
-            .await
-            .map_err(db_error)?;
+        let rescued = self
+            .writer
+            .write(Commit::Bookkeeping, move |conn| {
+                returned_ids(conn, &queries::JOB_RESCUE_EXPIRED, (now, limit))
+            })
+            .await?;
         if !rescued.is_empty() {
             self.jobs_added();
         }
-        Ok(ids(rescued))
+        Ok(rescued)
     }
 
     async fn job_prune(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         let before = before.as_micros();
-        let done = sqlx::query_file!("queries/job/prune.sql", before, limit)
-            .execute(&mut *self.write(Commit::Bookkeeping).await?)
+        self.writer
+            .write(Commit::Bookkeeping, move |conn| {
+                let mut statement = conn.prepare_cached(queries::JOB_PRUNE.sql)?;
+                Ok(statement.execute((before, limit))? as u64)
+            })
             .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected())
     }
 
     async fn job_retry(&self, id: JobId, now: Timestamp) -> StoreResult<Job> {
         let at = now.as_micros();
-        let row = sqlx::query_file_as!(JobRow, "queries/job/retry.sql", id.0, at)
-            .fetch_optional(&mut *self.write(Commit::Acknowledged).await?)
-            .await
-            .map_err(db_error)?;
-        let changed = row.map(Job::try_from);
+        let changed = self
+            .writer
+            .write(Commit::Acknowledged, move |conn| {
+                returned_job(conn, &queries::JOB_RETRY, (id.0, at))
+            })
+            .await?;
         let job = changed_or_conflict(
             self,
             id,
-            changed,
+            changed.map(Ok),
             "only a failed or cancelled job can be retried",
         )
         .await?;
@@ -260,66 +269,72 @@ impl JobStore for SqliteStore {
 
     async fn job_cancel(&self, id: JobId, now: Timestamp) -> StoreResult<Job> {
         let at = now.as_micros();
-        let row = sqlx::query_file_as!(JobRow, "queries/job/cancel.sql", id.0, at)
-            .fetch_optional(&mut *self.write(Commit::Acknowledged).await?)
-            .await
-            .map_err(db_error)?;
-        let changed = row.map(Job::try_from);
+        let changed = self
+            .writer
+            .write(Commit::Acknowledged, move |conn| {
+                returned_job(conn, &queries::JOB_CANCEL, (id.0, at))
+            })
+            .await?;
         changed_or_conflict(
             self,
             id,
-            changed,
+            changed.map(Ok),
             "only a job that has not started can be cancelled",
         )
         .await
     }
 
     async fn job_get(&self, id: JobId) -> StoreResult<Job> {
-        sqlx::query_file_as!(JobRow, "queries/job/get.sql", id.0)
-            .fetch_one(&self.reader)
+        self.readers
+            .read(move |conn| {
+                returned_job(conn, &queries::JOB_GET, [id.0])?.ok_or(StoreError::NotFound.into())
+            })
             .await
-            .map_err(db_error)?
-            .try_into()
     }
 
     async fn job_list(&self, filter: JobFilter) -> StoreResult<Page<Job>> {
         let status = filter.status.map(JobStatus::as_str);
         let after = filter.after.map_or(0, |id| id.0);
         let limit = filter.limit.max(1);
-        let rows = sqlx::query_file_as!(
-            JobRow,
-            "queries/job/list.sql",
-            status,
-            filter.job_type,
-            after,
-            limit
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error)?;
-        Ok(Page::of(jobs(rows)?, limit, |j| j.id.0))
+        let job_type = filter.job_type;
+        let jobs = self
+            .readers
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(queries::JOB_LIST.sql)?;
+                rows::all(statement.query((status, job_type, after, limit))?, rows::job)
+            })
+            .await?;
+        Ok(Page::of(jobs, limit, |j| j.id.0))
     }
 
     async fn job_stats(&self, now: Timestamp) -> StoreResult<JobStats> {
-        let rows = sqlx::query_file!("queries/job/stats.sql")
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?;
         let at = now.as_micros();
-        let oldest = sqlx::query_file_scalar!("queries/job/oldest_ready.sql", at)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_error)?;
-        let counts = rows.into_iter().map(|r| (r.job_type, r.status, r.count));
+        let (counts, oldest) = self
+            .readers
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(queries::JOB_STATS.sql)?;
+                let counts = statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect::<Result<Vec<(String, String, i64)>, _>>()?;
+                let oldest: Option<i64> = conn
+                    .prepare_cached(queries::JOB_OLDEST_READY.sql)?
+                    .query_row([at], |row| row.get(0))?;
+                Ok((counts, oldest))
+            })
+            .await?;
         JobStats::from_counts(counts, oldest.map(|t| (at - t) / 1_000))
             .map_err(|e| StoreError::Database(Box::new(e)))
     }
 
     async fn job_next_scheduled_at(&self) -> StoreResult<Option<Timestamp>> {
-        let next = sqlx::query_file_scalar!("queries/job/next_scheduled.sql")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_error)?;
+        let next: Option<i64> = self
+            .readers
+            .read(|conn| {
+                Ok(conn
+                    .prepare_cached(queries::JOB_NEXT_SCHEDULED.sql)?
+                    .query_row([], |row| row.get(0))?)
+            })
+            .await?;
         Ok(next.map(Timestamp::from_micros))
     }
 
@@ -332,26 +347,28 @@ impl JobStore for SqliteStore {
     }
 
     async fn leader_acquire(&self, params: LeaderParams<'_>) -> StoreResult<bool> {
+        let (name, owner) = (params.name.to_owned(), params.owner.to_owned());
         let now = params.now.as_micros();
         let until = params.now.saturating_add(params.ttl).as_micros();
-        let held = sqlx::query_file_scalar!(
-            "queries/leader/acquire.sql",
-            params.name,
-            params.owner,
-            now,
-            until
-        )
-        .fetch_optional(&mut *self.write(Commit::Bookkeeping).await?)
-        .await
-        .map_err(db_error)?;
-        Ok(held.is_some())
+        self.writer
+            .write(Commit::Bookkeeping, move |conn| {
+                let held: Option<String> = conn
+                    .prepare_cached(queries::LEADER_ACQUIRE.sql)?
+                    .query_row((name, owner, now, until), |row| row.get(0))
+                    .optional()?;
+                Ok(held.is_some())
+            })
+            .await
     }
 
     async fn leader_release(&self, name: &str, owner: &str) -> StoreResult<()> {
-        sqlx::query_file!("queries/leader/release.sql", name, owner)
-            .execute(&mut *self.write(Commit::Bookkeeping).await?)
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.writer
+            .write(Commit::Bookkeeping, move |conn| {
+                conn.prepare_cached(queries::LEADER_RELEASE.sql)?
+                    .execute((name, owner))?;
+                Ok(())
+            })
             .await
-            .map_err(db_error)?;
-        Ok(())
     }
 }

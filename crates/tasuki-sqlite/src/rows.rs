@@ -1,29 +1,61 @@
-//! Rows as SQLite returns them, and their conversion into the core's types.
+//! Rows as SQLite returns them, read into the core's types, and the errors
+//! of the store's statements.
 
+use rusqlite::{ErrorCode, Row};
 use tasuki_core::{AttemptError, Job, JobId, StoreError, StoreResult, Timestamp, User};
 
-/// A `job_queue` row; every query that returns jobs selects these columns.
-pub(crate) struct JobRow {
-    pub(crate) id: i64,
-    pub(crate) job_type: String,
-    pub(crate) payload: String,
-    pub(crate) status: String,
-    pub(crate) priority: i64,
-    pub(crate) max_retries: i64,
-    pub(crate) retry_count: i64,
-    pub(crate) attempt: i64,
-    pub(crate) error_message: Option<String>,
-    pub(crate) errors: String,
-    pub(crate) result: Option<String>,
-    pub(crate) lease_owner: Option<String>,
-    pub(crate) lease_expires_at: Option<i64>,
-    pub(crate) scheduled_at: i64,
-    pub(crate) started_at: Option<i64>,
-    pub(crate) completed_at: Option<i64>,
-    pub(crate) created_at: i64,
+/// What a store's statements fail with: SQLite's errors and the core's
+/// (a corrupt row, a missing one), so that `?` takes both.
+#[derive(Debug)]
+pub(crate) enum Error {
+    Sqlite(rusqlite::Error),
+    Store(StoreError),
 }
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        Error::Sqlite(error)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        Error::Store(error)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Sqlite(error) => error.fmt(f),
+            Error::Store(error) => error.fmt(f),
+        }
+    }
+}
+
+/// Missing rows and unique violations have their own variants; the rest is
+/// an opaque database error whose detail goes to logs.
+impl From<Error> for StoreError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Store(error) => error,
+            Error::Sqlite(rusqlite::Error::QueryReturnedNoRows) => StoreError::NotFound,
+            Error::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
+                if failure.code == ErrorCode::ConstraintViolation
+                    && matches!(
+                        failure.extended_code,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    ) =>
+            {
+                StoreError::Duplicate(message.unwrap_or_else(|| failure.to_string()))
+            }
+            Error::Sqlite(error) => StoreError::Database(Box::new(error)),
+        }
+    }
+}
+
+pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Database(format!("corrupt {what}: {detail}").into())
 }
 
@@ -35,82 +67,97 @@ fn ts(micros: Option<i64>) -> Option<Timestamp> {
     micros.map(Timestamp::from_micros)
 }
 
-impl TryFrom<JobRow> for Job {
-    type Error = StoreError;
+/// The columns of a `job_queue` row, in the order [`job`] reads them; every
+/// statement that returns jobs selects these.
+pub(crate) const JOB: &[&str] = &[
+    "id",
+    "job_type",
+    "payload",
+    "status",
+    "priority",
+    "max_retries",
+    "retry_count",
+    "attempt",
+    "error_message",
+    "errors",
+    "result",
+    "lease_owner",
+    "lease_expires_at",
+    "scheduled_at",
+    "started_at",
+    "completed_at",
+    "created_at",
+];
 
-    fn try_from(row: JobRow) -> StoreResult<Job> {
-        let errors =
-            AttemptError::decode_stored(&row.errors).map_err(|e| corrupt("job errors", e))?;
-        let result = row
-            .result
-            .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("job result", e)))
-            .transpose()?;
-        Ok(Job {
-            id: JobId(row.id),
-            job_type: row.job_type,
-            payload: row.payload,
-            status: row.status.parse().map_err(|e| corrupt("job status", e))?,
-            priority: small(row.priority, "priority")?,
-            max_retries: small(row.max_retries, "max_retries")?,
-            retry_count: small(row.retry_count, "retry_count")?,
-            attempt: small(row.attempt, "attempt")?,
-            error_message: row.error_message,
-            errors,
-            result,
-            lease_owner: row.lease_owner,
-            lease_expires_at: ts(row.lease_expires_at),
-            scheduled_at: Timestamp::from_micros(row.scheduled_at),
-            started_at: ts(row.started_at),
-            completed_at: ts(row.completed_at),
-            created_at: Timestamp::from_micros(row.created_at),
-        })
+/// Reads a row of [`JOB`]'s columns.
+pub(crate) fn job(row: &Row<'_>) -> Result<Job, Error> {
+    let errors: String = row.get(9)?;
+    let errors = AttemptError::decode_stored(&errors).map_err(|e| corrupt("job errors", e))?;
+    let result: Option<String> = row.get(10)?;
+    let result = result
+        .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("job result", e)))
+        .transpose()?;
+    let status: String = row.get(3)?;
+    Ok(Job {
+        id: JobId(row.get(0)?),
+        job_type: row.get(1)?,
+        payload: row.get(2)?,
+        status: status.parse().map_err(|e| corrupt("job status", e))?,
+        priority: small(row.get(4)?, "priority")?,
+        max_retries: small(row.get(5)?, "max_retries")?,
+        retry_count: small(row.get(6)?, "retry_count")?,
+        attempt: small(row.get(7)?, "attempt")?,
+        error_message: row.get(8)?,
+        errors,
+        result,
+        lease_owner: row.get(11)?,
+        lease_expires_at: ts(row.get(12)?),
+        scheduled_at: Timestamp::from_micros(row.get(13)?),
+        started_at: ts(row.get(14)?),
+        completed_at: ts(row.get(15)?),
+        created_at: Timestamp::from_micros(row.get(16)?),
+    })
+}
+
+/// The columns of a `users` row, in the order [`user`] reads them.
+pub(crate) const USER: &[&str] = &[
+    "id",
+    "email",
+    "age",
+    "name",
+    "bio",
+    "is_active",
+    "additional_data",
+    "created_at",
+];
+
+/// Reads a row of [`USER`]'s columns.
+pub(crate) fn user(row: &Row<'_>) -> Result<User, Error> {
+    let additional: Option<String> = row.get(6)?;
+    let additional_data = additional
+        .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("additional_data", e)))
+        .transpose()?;
+    let is_active: i64 = row.get(5)?;
+    Ok(User {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        age: row.get(2)?,
+        name: row.get(3)?,
+        bio: row.get(4)?,
+        is_active: is_active != 0,
+        additional_data,
+        created_at: Timestamp::from_micros(row.get(7)?),
+    })
+}
+
+/// Every row a statement returns, each read by `read`.
+pub(crate) fn all<T>(
+    mut rows: rusqlite::Rows<'_>,
+    read: impl Fn(&Row<'_>) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(read(row)?);
     }
-}
-
-pub(crate) fn jobs(rows: Vec<JobRow>) -> StoreResult<Vec<Job>> {
-    rows.into_iter().map(Job::try_from).collect()
-}
-
-pub(crate) struct UserRow {
-    pub(crate) id: i64,
-    pub(crate) email: String,
-    pub(crate) age: i64,
-    pub(crate) name: Option<String>,
-    pub(crate) bio: Option<String>,
-    pub(crate) is_active: i64,
-    pub(crate) additional_data: Option<String>,
-    pub(crate) created_at: i64,
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = StoreError;
-
-    fn try_from(row: UserRow) -> StoreResult<User> {
-        let additional_data = row
-            .additional_data
-            .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("additional_data", e)))
-            .transpose()?;
-        Ok(User {
-            id: row.id,
-            email: row.email,
-            age: row.age,
-            name: row.name,
-            bio: row.bio,
-            is_active: row.is_active != 0,
-            additional_data,
-            created_at: Timestamp::from_micros(row.created_at),
-        })
-    }
-}
-
-/// Maps a driver error: missing rows and unique violations have their own
-/// variants; the rest is an opaque database error whose detail goes to logs.
-pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Duplicate(db.message().to_owned())
-        }
-        _ => StoreError::Database(Box::new(error)),
-    }
+    Ok(out)
 }

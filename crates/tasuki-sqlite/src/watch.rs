@@ -1,80 +1,174 @@
-//! Notices commits made by other processes, without busy work.
+//! Notices commits made by other processes, and costs nothing while none come.
 //!
-//! `PRAGMA data_version` on one dedicated connection changes whenever another
-//! connection commits. Polling it costs about a microsecond inside SQLite; the
-//! poll starts at 1 ms and backs off to 10 ms while nothing changes.
+//! On Linux an inotify watch on the database's WAL file wakes the watcher
+//! when another connection writes to it; `PRAGMA data_version` on a
+//! connection of its own then says whether a commit is visible. A writer
+//! appends its frames before it publishes the commit in the shared index, so
+//! after a write the watcher looks again for a few milliseconds before it
+//! goes back to sleep. Where inotify is unavailable, it polls the version
+//! every [`FALLBACK_POLL`].
 
+use std::path::Path;
 use std::time::Duration;
 
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, SqliteConnection};
-use tokio::sync::Mutex;
+use rusqlite::Connection;
 
-const FIRST_POLL: Duration = Duration::from_millis(1);
-const MAX_POLL: Duration = Duration::from_millis(10);
+/// How often the version is read when no file notification can be had.
+const FALLBACK_POLL: Duration = Duration::from_millis(100);
+
+/// After a write to the WAL, how long the watcher waits between looks for
+/// its commit to become visible; the sum bounds the wait.
+const SETTLE: [Duration; 6] = [
+    Duration::ZERO,
+    Duration::from_millis(1),
+    Duration::from_millis(2),
+    Duration::from_millis(4),
+    Duration::from_millis(8),
+    Duration::from_millis(16),
+];
 
 pub(crate) struct Watch {
-    options: SqliteConnectOptions,
-    state: Mutex<Option<State>>,
+    state: tokio::sync::Mutex<State>,
 }
 
 struct State {
-    conn: SqliteConnection,
+    open: Box<dyn Fn() -> rusqlite::Result<Connection> + Send + Sync>,
+    conn: Option<Connection>,
     /// The version seen when the last wait ended; a change since then ends
     /// the next wait at once, so a commit between two waits is never missed.
     seen: i64,
+    events: Option<Events>,
 }
 
 impl Watch {
-    pub(crate) fn new(options: SqliteConnectOptions) -> Self {
+    /// Watches the database at `path`, reading its version on connections
+    /// that `open` makes.
+    pub(crate) fn new(
+        path: &Path,
+        open: impl Fn() -> rusqlite::Result<Connection> + Send + Sync + 'static,
+    ) -> Self {
+        let events = Events::new(path);
+        if events.is_none() {
+            tracing::info!(
+                poll_ms = FALLBACK_POLL.as_millis() as u64,
+                "no file notifications for the database; other processes' jobs are noticed by polling"
+            );
+        }
         Self {
-            options,
-            state: Mutex::new(None),
+            state: tokio::sync::Mutex::new(State {
+                open: Box::new(open),
+                conn: None,
+                seen: 0,
+                events,
+            }),
         }
     }
 
-    /// Returns once another connection has committed; pends forever if the
+    /// Returns once another connection may have committed; pends while the
     /// database cannot be read (the caller's timeout then takes over).
     pub(crate) async fn changed(&self) {
         let mut state = self.state.lock().await;
-        let mut poll = FIRST_POLL;
         loop {
-            match self.check(&mut state).await {
-                Ok(true) => return,
-                Ok(false) => {}
-                Err(error) => {
-                    tracing::warn!(error = %error, "cannot read the data version; polling stops until the next wait");
-                    *state = None;
-                    std::future::pending::<()>().await;
+            if state.check() {
+                return;
+            }
+            match state.events.as_mut() {
+                Some(events) => {
+                    if !events.next().await {
+                        state.events = None;
+                        continue;
+                    }
+                    for pause in SETTLE {
+                        tokio::time::sleep(pause).await;
+                        if state.check() {
+                            return;
+                        }
+                    }
                 }
-            }
-            tokio::time::sleep(poll).await;
-            poll = (poll * 2).min(MAX_POLL);
-        }
-    }
-
-    async fn check(&self, state: &mut Option<State>) -> Result<bool, sqlx::Error> {
-        match state {
-            Some(state) => {
-                let version = data_version(&mut state.conn).await?;
-                let changed = version != state.seen;
-                state.seen = version;
-                Ok(changed)
-            }
-            None => {
-                let mut conn = self.options.connect().await?;
-                let seen = data_version(&mut conn).await?;
-                *state = Some(State { conn, seen });
-                // A fresh connection has no past to compare with: report a
-                // change so that the caller looks once.
-                Ok(true)
+                None => tokio::time::sleep(FALLBACK_POLL).await,
             }
         }
     }
 }
 
-async fn data_version(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("PRAGMA data_version")
-        .fetch_one(conn)
-        .await
+impl State {
+    /// True when the version moved since the last look (or the connection is
+    /// new, with no past to compare with: the caller then looks once).
+    fn check(&mut self) -> bool {
+        let fresh = self.conn.is_none();
+        if fresh {
+            match (self.open)() {
+                Ok(conn) => self.conn = Some(conn),
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot open the database to watch it");
+                    return false;
+                }
+            }
+        }
+        let conn = self.conn.as_ref().expect("opened above");
+        match conn.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)) {
+            Ok(version) => {
+                let changed = fresh || version != self.seen;
+                self.seen = version;
+                changed
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot read the data version");
+                self.conn = None;
+                false
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+struct Events {
+    stream: inotify::EventStream<Vec<u8>>,
+}
+
+#[cfg(target_os = "linux")]
+impl Events {
+    /// Writes to `<path>-wal`; `None` when inotify cannot watch it.
+    fn new(path: &Path) -> Option<Self> {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let watch = || -> std::io::Result<Self> {
+            let inotify = inotify::Inotify::init()?;
+            inotify
+                .watches()
+                .add(&wal, inotify::WatchMask::MODIFY)?;
+            Ok(Self {
+                stream: inotify.into_event_stream(vec![0; 4096])?,
+            })
+        };
+        watch()
+            .inspect_err(|error| tracing::warn!(error = %error, "cannot watch the WAL file"))
+            .ok()
+    }
+
+    /// Waits for the next write; false when the watch broke.
+    async fn next(&mut self) -> bool {
+        use futures_util::StreamExt;
+        match self.stream.next().await {
+            Some(Ok(_)) => true,
+            other => {
+                tracing::warn!(event = ?other.map(|e| e.map(|_| ())), "the WAL watch ended; polling instead");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+struct Events;
+
+#[cfg(not(target_os = "linux"))]
+impl Events {
+    fn new(_path: &Path) -> Option<Self> {
+        None
+    }
+
+    async fn next(&mut self) -> bool {
+        false
+    }
 }

@@ -8,7 +8,7 @@ WHERE id IN (
     ORDER BY priority DESC, scheduled_at, id
     LIMIT ?4
 )
-RETURNING id AS "id!", job_type AS "job_type!", payload AS "payload!", status AS "status!",
-    priority AS "priority!", max_retries AS "max_retries!", retry_count AS "retry_count!",
-    attempt AS "attempt!", error_message, errors AS "errors!", result, lease_owner, lease_expires_at,
-    scheduled_at AS "scheduled_at!", started_at, completed_at, created_at AS "created_at!"
+RETURNING id, job_type, payload, status,
+    priority, max_retries, retry_count,
+    attempt, error_message, errors, result, lease_owner, lease_expires_at,
+    scheduled_at, started_at, completed_at, created_at

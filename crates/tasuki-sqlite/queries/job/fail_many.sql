@@ -16,4 +16,4 @@ FROM (
 ) AS f
 WHERE job_queue.id = f.id AND job_queue.attempt = f.attempt
     AND job_queue.status = 'processing' AND job_queue.lease_expires_at > ?1
-RETURNING job_queue.id AS "id!"
+RETURNING job_queue.id

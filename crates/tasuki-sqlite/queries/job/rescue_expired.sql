@@ -14,4 +14,4 @@ WHERE id IN (
     ORDER BY lease_expires_at
     LIMIT ?2
 )
-RETURNING id AS "id!"
+RETURNING id

@@ -1,0 +1,100 @@
+//! The schema's migrations, applied in order at every start.
+//!
+//! Applied versions are recorded in `_sqlx_migrations`, the ledger that
+//! earlier versions of tasuki (on sqlx) kept, so their databases carry on.
+//! All pending migrations apply in one `IMMEDIATE` transaction: processes
+//! that start together on one file take turns, and a failed migration leaves
+//! nothing behind.
+
+use rusqlite::Connection;
+use tasuki_core::StoreError;
+
+use crate::rows::Error;
+
+/// `(version, description, SQL)`, oldest first.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "retention", include_str!("../migrations/0002_retention.sql")),
+];
+
+pub(crate) fn run(conn: &Connection) -> Result<(), Error> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let applied = apply(conn);
+    let end = if applied.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end)?;
+    applied
+}
+
+fn apply(conn: &Connection) -> Result<(), Error> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+            version BIGINT PRIMARY KEY,
+            description TEXT NOT NULL,
+            installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            success BOOLEAN NOT NULL,
+            checksum BLOB NOT NULL,
+            execution_time BIGINT NOT NULL
+        )",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success",
+        [],
+        |row| row.get(0),
+    )?;
+    let known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    if current > known {
+        return Err(StoreError::Database(
+            format!(
+                "the database is at schema version {current}, newer than this tasuki knows ({known}); run a newer tasuki"
+            )
+            .into(),
+        )
+        .into());
+    }
+    for (version, description, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+        conn.execute_batch(sql)?;
+        conn.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (?1, ?2, TRUE, x'', 0)",
+            (version, description),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let listed: Vec<String> = super::MIGRATIONS
+            .iter()
+            .map(|(version, description, _)| format!("{version:04}_{description}.sql"))
+            .collect();
+        assert_eq!(files, listed);
+    }
+
+    #[test]
+    fn migrating_twice_changes_nothing_and_a_newer_schema_is_refused() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::run(&conn).unwrap();
+        super::run(&conn).unwrap();
+        let versions: i64 = conn
+            .query_row("SELECT count(*) FROM _sqlx_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(versions, super::MIGRATIONS.len() as i64);
+        conn.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (999, 'future', TRUE, x'', 0)",
+            [],
+        )
+        .unwrap();
+        let error = format!("{:?}", super::run(&conn).unwrap_err());
+        assert!(error.contains("newer than this tasuki knows"), "{error}");
+    }
+}
