@@ -132,7 +132,7 @@ function request()
 end
 "#;
 
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -143,11 +143,11 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn wait_ready(port: u16) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {

@@ -9,11 +9,15 @@
 //! `peers` runs the same throughput and latency work on tasuki and on the
 //! peer queues of `bench/peers/`, each built as a package of its own.
 //!
+//! `idle` watches an idle `tasuki run` and `tasuki worker`: CPU time and
+//! peak memory with nothing to do.
+//!
 //! `http` loads `POST /users` of the real `tasuki run` with wrk, and in the
 //! same run a baseline server that this crate builds: a bare axum handler
 //! doing the same insert, with no validation and no job.
 
 mod http;
+mod idle;
 mod peers;
 mod queue;
 mod raw;
@@ -39,6 +43,8 @@ enum Command {
     Baseline(http::BaselineArgs),
     /// tasuki against apalis, effectum and graphile_worker, side by side.
     Peers(peers::PeersArgs),
+    /// CPU and memory of an idle `tasuki run` and `tasuki worker`.
+    Idle(idle::IdleArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,5 +58,6 @@ fn main() -> anyhow::Result<()> {
         Command::Http(args) => runtime.block_on(http::run(args)),
         Command::Baseline(args) => runtime.block_on(http::baseline(args)),
         Command::Peers(args) => runtime.block_on(peers::run(args)),
+        Command::Idle(args) => runtime.block_on(idle::run(args)),
     }
 }

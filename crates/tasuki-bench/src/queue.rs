@@ -45,6 +45,9 @@ pub(crate) struct QueueArgs {
     /// Their rate, jobs per second, enqueued one at a time.
     #[arg(long, default_value_t = 200)]
     latency_rate: u32,
+    /// Also drain jobs that make two writes each, beside the no-op drain.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    writes: bool,
 }
 
 /// One throughput run's numbers.
@@ -141,6 +144,9 @@ pub(crate) struct DrainArgs {
     /// Report each job's start time instead of the total (the latency run).
     #[arg(long)]
     starts: bool,
+    /// Each job makes two writes of its own (a probe run's start and end).
+    #[arg(long)]
+    writes: bool,
 }
 
 pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
@@ -169,6 +175,7 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
     );
     for target in &targets {
         let mut samples = Vec::new();
+        let mut writes = Vec::new();
         for run in 1..=args.runs.max(1) {
             let sample = sample(target, args.jobs, args.concurrency).await?;
             println!(
@@ -180,7 +187,24 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
                 raw_label(sample.raw_ceiling),
                 sample.rss_mib
             );
+            if args.writes {
+                let drain = writes_drain(target, args.jobs, args.concurrency).await?;
+                println!(
+                    "  {} run {run}: drain of jobs with two writes each {drain:.0}/s ({:.0}% of the no-op drain)",
+                    target.label(),
+                    100.0 * drain / sample.drain
+                );
+                writes.push(drain / sample.drain);
+            }
             samples.push(sample);
+        }
+        if !writes.is_empty() {
+            println!(
+                "{} (median of {}): jobs with two writes each drain at {:.0}% of the no-op drain",
+                target.label(),
+                writes.len(),
+                100.0 * median(writes)
+            );
         }
         let of = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
         let ratio = median(samples.iter().map(|s| s.drain / s.ceiling).collect());
@@ -315,6 +339,15 @@ pub(crate) async fn sample(
     })
 }
 
+/// Drains `jobs` jobs that each make two writes of their own; jobs per second.
+async fn writes_drain(target: &Target, jobs: usize, concurrency: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let url = target.fresh(&dir, "writes").await?;
+    enqueue_jobs(&open(&url, target.durability()).await?, jobs).await?;
+    let drain = spawn_drain_with(&url, jobs, concurrency, target.durability(), true)?;
+    Ok(jobs as f64 / drain.secs)
+}
+
 fn noops(n: usize) -> Vec<NewJob> {
     let now = Timestamp::now();
     (0..n)
@@ -382,8 +415,19 @@ fn spawn_drain(
     concurrency: usize,
     mode: &str,
 ) -> anyhow::Result<DrainReport> {
+    spawn_drain_with(url, jobs, concurrency, mode, false)
+}
+
+fn spawn_drain_with(
+    url: &str,
+    jobs: usize,
+    concurrency: usize,
+    mode: &str,
+    writes: bool,
+) -> anyhow::Result<DrainReport> {
     let output = Command::new(std::env::current_exe()?)
         .args(["drain-child", "--url", url])
+        .args(writes.then_some("--writes"))
         .args([
             "--jobs",
             &jobs.to_string(),
@@ -418,6 +462,7 @@ pub(crate) async fn drain_child(args: DrainArgs) -> anyhow::Result<()> {
         target: args.jobs,
         all_ran: all_ran.clone(),
         starts: args.starts.then(|| starts.clone()),
+        writes: args.writes,
     });
     let mut config = WorkerConfig::new("bench");
     config.concurrency = args.concurrency;
@@ -470,6 +515,8 @@ struct Noop {
     target: usize,
     all_ran: CancellationToken,
     starts: Option<Starts>,
+    /// Records the attempt's start and end as two writes, as `probe` does.
+    writes: bool,
 }
 
 #[async_trait]
@@ -488,6 +535,17 @@ impl Handler for Noop {
                 .lock()
                 .expect("not poisoned")
                 .push((ctx.job_id.0, now));
+        }
+        if self.writes {
+            let store = &ctx.store;
+            store
+                .probe_run_start(ctx.job_id, ctx.attempt, &ctx.worker_id, ctx.now())
+                .await
+                .map_err(JobError::retry)?;
+            store
+                .probe_run_end(ctx.job_id, ctx.attempt, ctx.now())
+                .await
+                .map_err(JobError::retry)?;
         }
         if self.ran.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
             self.all_ran.cancel();

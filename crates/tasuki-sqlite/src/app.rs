@@ -45,24 +45,28 @@ fn onboard(
     let delivery = NewJob::new(o.delivery_job_type.clone(), serde_json::Value::Null, o.now);
     conn.prepare_cached(queries::ONBOARD_COUNT.sql)?
         .execute(named_params! {":day": o.now.utc_day(), ":user_id": user})?;
-    conn.prepare_cached(queries::ONBOARD_PROFILE.sql)?.execute(named_params! {
-        ":tags": tags, ":region": o.profile.region, ":rank": o.profile.rank,
-        ":now": now, ":user_id": user,
-    })?;
-    conn.prepare_cached(queries::ONBOARD_EMAIL.sql)?.execute(named_params! {
-        ":kind": o.email_kind, ":subject": o.email_subject, ":body": o.email_body,
-        ":now": now, ":user_id": user,
-    })?;
-    conn.prepare_cached(queries::ONBOARD_DELIVERY.sql)?.execute(named_params! {
-        ":job_type": delivery.job_type, ":priority": delivery.priority,
-        ":max_retries": delivery.max_retries, ":now": now,
-    })?;
+    conn.prepare_cached(queries::ONBOARD_PROFILE.sql)?
+        .execute(named_params! {
+            ":tags": tags, ":region": o.profile.region, ":rank": o.profile.rank,
+            ":now": now, ":user_id": user,
+        })?;
+    conn.prepare_cached(queries::ONBOARD_EMAIL.sql)?
+        .execute(named_params! {
+            ":kind": o.email_kind, ":subject": o.email_subject, ":body": o.email_body,
+            ":now": now, ":user_id": user,
+        })?;
+    conn.prepare_cached(queries::ONBOARD_DELIVERY.sql)?
+        .execute(named_params! {
+            ":job_type": delivery.job_type, ":priority": delivery.priority,
+            ":max_retries": delivery.max_retries, ":now": now,
+        })?;
     let mut statement = conn.prepare_cached(queries::ONBOARD_OUTCOME.sql)?;
     let mut rows = statement.query(named_params! {":kind": o.email_kind, ":user_id": user})?;
     let Some(row) = rows.next()? else {
         return Ok(None);
     };
-    let (outbox_id, first_time, enqueued): (i64, bool, bool) = (row.get(0)?, row.get(1)?, row.get(2)?);
+    let (outbox_id, first_time, enqueued): (i64, bool, bool) =
+        (row.get(0)?, row.get(1)?, row.get(2)?);
     drop(rows);
     conn.prepare_cached(queries::ONBOARD_MARK.sql)?
         .execute(named_params! {":now": now, ":user_id": user})?;

@@ -11,10 +11,10 @@ use tasuki_core::{
     LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp, changed_or_conflict,
 };
 
+use crate::SqliteStore;
 use crate::queries::{self, Query};
 use crate::rows::{self, Error};
 use crate::writer::Commit;
-use crate::SqliteStore;
 
 pub(crate) fn insert(conn: &Connection, job: &NewJob) -> Result<Job, Error> {
     let mut statement = conn.prepare_cached(queries::JOB_INSERT.sql)?;
@@ -66,7 +66,11 @@ pub(crate) fn insert_many(conn: &Connection, new_jobs: &[NewJob]) -> Result<Vec<
 }
 
 /// Runs a statement that returns job ids; sorted.
-fn returned_ids(conn: &Connection, query: &Query, params: impl rusqlite::Params) -> Result<Vec<JobId>, Error> {
+fn returned_ids(
+    conn: &Connection,
+    query: &Query,
+    params: impl rusqlite::Params,
+) -> Result<Vec<JobId>, Error> {
     let mut statement = conn.prepare_cached(query.sql)?;
     let mut ids = statement
         .query_map(params, |row| row.get(0).map(JobId))?
@@ -76,7 +80,11 @@ fn returned_ids(conn: &Connection, query: &Query, params: impl rusqlite::Params)
 }
 
 /// Runs a statement that returns at most one job.
-fn returned_job(conn: &Connection, query: &Query, params: impl rusqlite::Params) -> Result<Option<Job>, Error> {
+fn returned_job(
+    conn: &Connection,
+    query: &Query,
+    params: impl rusqlite::Params,
+) -> Result<Option<Job>, Error> {
     let mut statement = conn.prepare_cached(query.sql)?;
     let mut rows = statement.query(params)?;
     rows.next()?.map(rows::job).transpose()
@@ -116,7 +124,9 @@ impl JobStore for SqliteStore {
     async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>> {
         let ids = self
             .writer
-            .write(Commit::Acknowledged, move |conn| insert_many(conn, &new_jobs))
+            .write(Commit::Acknowledged, move |conn| {
+                insert_many(conn, &new_jobs)
+            })
             .await?;
         self.jobs_added();
         Ok(ids)
@@ -215,7 +225,11 @@ impl JobStore for SqliteStore {
             return Ok(0);
         }
         let ids = json_array(ids.iter().map(|id| json!(id.0)));
-        let (owner, now, lease) = (owner.to_owned(), now.as_micros(), lease_expires_at.as_micros());
+        let (owner, now, lease) = (
+            owner.to_owned(),
+            now.as_micros(),
+            lease_expires_at.as_micros(),
+        );
         self.writer
             .write(Commit::Bookkeeping, move |conn| {
                 let mut statement = conn.prepare_cached(queries::JOB_HEARTBEAT.sql)?;
@@ -301,7 +315,10 @@ impl JobStore for SqliteStore {
             .readers
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(queries::JOB_LIST.sql)?;
-                rows::all(statement.query((status, job_type, after, limit))?, rows::job)
+                rows::all(
+                    statement.query((status, job_type, after, limit))?,
+                    rows::job,
+                )
             })
             .await?;
         Ok(Page::of(jobs, limit, |j| j.id.0))

@@ -93,10 +93,8 @@ impl SqliteConfig {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
         };
         // Each connection is used by one thread at a time.
-        let conn = Connection::open_with_flags(
-            &self.path,
-            flags | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn =
+            Connection::open_with_flags(&self.path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(self.busy_timeout)?;
         conn.set_prepared_statement_cache_capacity(64);
         let synchronous = match self.durability {
@@ -218,7 +216,10 @@ impl StoreTx for SqliteTx {
     }
 
     async fn job_insert(&mut self, job: NewJob) -> StoreResult<Job> {
-        let job = self.session.run(move |conn| jobs::insert(conn, &job)).await?;
+        let job = self
+            .session
+            .run(move |conn| jobs::insert(conn, &job))
+            .await?;
         self.added_jobs = true;
         Ok(job)
     }

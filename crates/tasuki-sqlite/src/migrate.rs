@@ -14,13 +14,21 @@ use crate::rows::Error;
 /// `(version, description, SQL)`, oldest first.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
-    (2, "retention", include_str!("../migrations/0002_retention.sql")),
+    (
+        2,
+        "retention",
+        include_str!("../migrations/0002_retention.sql"),
+    ),
 ];
 
 pub(crate) fn run(conn: &Connection) -> Result<(), Error> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let applied = apply(conn);
-    let end = if applied.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let end = if applied.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
     conn.execute_batch(end)?;
     applied
 }

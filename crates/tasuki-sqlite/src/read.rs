@@ -42,13 +42,20 @@ impl Readers {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let idle = inner.idle.lock().expect("the reader lock is never poisoned").pop();
+            let idle = inner
+                .idle
+                .lock()
+                .expect("the reader lock is never poisoned")
+                .pop();
             let conn = match idle {
                 Some(conn) => conn,
                 None => (inner.open)().map_err(Error::from)?,
             };
             let result = read(&conn);
-            let mut idle = inner.idle.lock().expect("the reader lock is never poisoned");
+            let mut idle = inner
+                .idle
+                .lock()
+                .expect("the reader lock is never poisoned");
             if idle.len() < inner.keep {
                 idle.push(conn);
             }

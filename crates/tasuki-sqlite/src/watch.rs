@@ -134,9 +134,7 @@ impl Events {
         wal.push("-wal");
         let watch = || -> std::io::Result<Self> {
             let inotify = inotify::Inotify::init()?;
-            inotify
-                .watches()
-                .add(&wal, inotify::WatchMask::MODIFY)?;
+            inotify.watches().add(&wal, inotify::WatchMask::MODIFY)?;
             Ok(Self {
                 stream: inotify.into_event_stream(vec![0; 4096])?,
             })

@@ -167,12 +167,20 @@ impl Writer {
     /// Whether the writer thread is running (it is replaced at the next write
     /// if not).
     pub(crate) fn is_alive(&self) -> bool {
-        let thread = self.inner.thread.lock().expect("the writer lock is never poisoned");
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .expect("the writer lock is never poisoned");
         thread.alive.load(Ordering::Acquire)
     }
 
     fn send(&self, request: Request) -> StoreResult<()> {
-        let mut thread = self.inner.thread.lock().expect("the writer lock is never poisoned");
+        let mut thread = self
+            .inner
+            .thread
+            .lock()
+            .expect("the writer lock is never poisoned");
         if !thread.alive.load(Ordering::Acquire) {
             tracing::error!("the SQLite writer stopped; starting a new one");
             let conn = (self.inner.open)().map_err(|e| StoreError::Database(Box::new(e)))?;
@@ -230,7 +238,9 @@ fn guarded<T>(run: impl FnOnce() -> Result<T, Error>) -> StoreResult<T> {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(panic = %what, "a write panicked; it was rolled back");
-            Err(StoreError::Database(format!("the write panicked: {what}").into()))
+            Err(StoreError::Database(
+                format!("the write panicked: {what}").into(),
+            ))
         }
     }
 }
@@ -356,7 +366,8 @@ impl Turns {
                     let end = if ok {
                         self.exec("RELEASE w")
                     } else {
-                        self.exec("ROLLBACK TO w").and_then(|()| self.exec("RELEASE w"))
+                        self.exec("ROLLBACK TO w")
+                            .and_then(|()| self.exec("RELEASE w"))
                     };
                     if let Err(error) = end {
                         self.abort(&mut done, &error.to_string());
@@ -386,13 +397,21 @@ impl Turns {
         if !self.conn.is_autocommit() {
             let _ = self.exec("ROLLBACK");
         }
-        tracing::error!(error = why, writes = done.len(), "a SQLite write turn was rolled back");
+        tracing::error!(
+            error = why,
+            writes = done.len(),
+            "a SQLite write turn was rolled back"
+        );
         for write in done.drain(..) {
             write.answer(Some(why));
         }
     }
 
-    fn session(&mut self, commands: &mpsc::Receiver<Command>, ready: oneshot::Sender<StoreResult<()>>) {
+    fn session(
+        &mut self,
+        commands: &mpsc::Receiver<Command>,
+        ready: oneshot::Sender<StoreResult<()>>,
+    ) {
         if let Err(error) = self.begin(Commit::Acknowledged) {
             let _ = ready.send(Err(error.into()));
             return;
@@ -470,7 +489,10 @@ mod tests {
     fn queued<F: Future>(write: F) -> Pin<Box<F>> {
         let mut write = Box::pin(write);
         let polled = write.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-        assert!(polled.is_pending(), "the writer is held: nothing answers yet");
+        assert!(
+            polled.is_pending(),
+            "the writer is held: nothing answers yet"
+        );
         write
     }
 
@@ -485,7 +507,9 @@ mod tests {
         writer
             .write(Commit::Bookkeeping, |conn| {
                 let mut statement = conn.prepare("SELECT id FROM t ORDER BY id")?;
-                let ids = statement.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                let ids = statement
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
                 Ok(ids)
             })
             .await
@@ -513,18 +537,26 @@ mod tests {
                     insert(2)(conn)?;
                     insert(1)(conn)
                 })),
-                queued(writer.write(Commit::Bookkeeping, |conn| -> Result<(), Error> {
-                    insert(3)(conn)?;
-                    panic!("a handler bug")
-                })),
+                queued(
+                    writer.write(Commit::Bookkeeping, |conn| -> Result<(), Error> {
+                        insert(3)(conn)?;
+                        panic!("a handler bug")
+                    }),
+                ),
                 queued(writer.write(Commit::Bookkeeping, insert(4))),
             )
         })
         .await;
         assert!(a.await.is_ok());
-        assert!(matches!(duplicate.await, Err(tasuki_core::StoreError::Duplicate(_))));
+        assert!(matches!(
+            duplicate.await,
+            Err(tasuki_core::StoreError::Duplicate(_))
+        ));
         let panicked = format!("{:?}", panics.await.unwrap_err());
-        assert!(panicked.contains("the write panicked: a handler bug"), "{panicked}");
+        assert!(
+            panicked.contains("the write panicked: a handler bug"),
+            "{panicked}"
+        );
         assert!(b.await.is_ok());
         assert_eq!(ids(&writer).await, [1, 4]);
     }
@@ -543,8 +575,14 @@ mod tests {
         const FULL: i64 = 2;
         let dir = tempfile::tempdir().unwrap();
         let writer = writer(&dir, Durability::Full);
-        assert_eq!(sync_level(&writer, Commit::Bookkeeping).await.unwrap(), NORMAL);
-        assert_eq!(sync_level(&writer, Commit::Acknowledged).await.unwrap(), FULL);
+        assert_eq!(
+            sync_level(&writer, Commit::Bookkeeping).await.unwrap(),
+            NORMAL
+        );
+        assert_eq!(
+            sync_level(&writer, Commit::Acknowledged).await.unwrap(),
+            FULL
+        );
         let (bookkeeping, acknowledged) = one_turn(&writer, || {
             (
                 queued(sync_level(&writer, Commit::Bookkeeping)),
@@ -552,13 +590,23 @@ mod tests {
             )
         })
         .await;
-        assert_eq!(bookkeeping.await.unwrap(), FULL, "it shares the acknowledged write's commit");
+        assert_eq!(
+            bookkeeping.await.unwrap(),
+            FULL,
+            "it shares the acknowledged write's commit"
+        );
         acknowledged.await.unwrap();
-        assert_eq!(sync_level(&writer, Commit::Bookkeeping).await.unwrap(), NORMAL);
+        assert_eq!(
+            sync_level(&writer, Commit::Bookkeeping).await.unwrap(),
+            NORMAL
+        );
 
         let normal = tempfile::tempdir().unwrap();
         let writer = self::writer(&normal, Durability::Normal);
-        assert_eq!(sync_level(&writer, Commit::Acknowledged).await.unwrap(), NORMAL);
+        assert_eq!(
+            sync_level(&writer, Commit::Acknowledged).await.unwrap(),
+            NORMAL
+        );
     }
 
     #[tokio::test]
@@ -577,9 +625,15 @@ mod tests {
         })
         .await;
         let told = format!("{:?}", a.await.unwrap_err());
-        assert!(told.contains("rolled back: FOREIGN KEY constraint failed"), "{told}");
+        assert!(
+            told.contains("rolled back: FOREIGN KEY constraint failed"),
+            "{told}"
+        );
         assert!(orphan.await.is_err());
-        assert!(ids(&writer).await.is_empty(), "nothing of that turn was kept");
+        assert!(
+            ids(&writer).await.is_empty(),
+            "nothing of that turn was kept"
+        );
 
         // A write that ends the transaction under the others: the writes
         // before it are gone and told so; the ones after run in a new turn.
