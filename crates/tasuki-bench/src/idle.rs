@@ -57,17 +57,7 @@ pub(crate) async fn run(args: IdleArgs) -> anyhow::Result<()> {
         "{} is missing: build it with cargo build --release -p tasuki",
         args.tasuki.display()
     );
-    let mut targets = Vec::new();
-    if matches!(args.engine.as_str(), "sqlite" | "both") {
-        targets.push(Target::Sqlite("full"));
-    }
-    if matches!(args.engine.as_str(), "postgres" | "both") {
-        targets.push(Target::Postgres(args.postgres.clone()));
-    }
-    ensure!(
-        !targets.is_empty(),
-        "--engine takes sqlite, postgres or both"
-    );
+    let targets = Target::chosen(&args.engine, &["full"], &args.postgres)?;
     println!(
         "idle benchmark: `tasuki run` and `tasuki worker` with nothing to do, watched for {} s after start-up",
         args.duration.as_secs()

@@ -81,6 +81,24 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// The targets that `--engine` (`sqlite`, `postgres` or `both`) names:
+    /// SQLite at each of `modes`, PostgreSQL on `postgres`.
+    pub(crate) fn chosen(
+        engine: &str,
+        modes: &[&'static str],
+        postgres: &str,
+    ) -> anyhow::Result<Vec<Target>> {
+        let mut targets = Vec::new();
+        if matches!(engine, "sqlite" | "both") {
+            targets.extend(modes.iter().map(|mode| Target::Sqlite(mode)));
+        }
+        if matches!(engine, "postgres" | "both") {
+            targets.push(Target::Postgres(postgres.to_owned()));
+        }
+        ensure!(!targets.is_empty(), "--engine takes sqlite, postgres or both");
+        Ok(targets)
+    }
+
     pub(crate) fn label(&self) -> String {
         match self {
             Target::Sqlite(mode) => format!("SQLite synchronous={}", mode.to_uppercase()),
@@ -150,23 +168,12 @@ pub(crate) struct DrainArgs {
 }
 
 pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
-    let mut targets = Vec::new();
-    if matches!(args.engine.as_str(), "sqlite" | "both") {
-        for mode in match args.durability.as_str() {
-            "both" => vec!["normal", "full"],
-            "normal" => vec!["normal"],
-            _ => vec!["full"],
-        } {
-            targets.push(Target::Sqlite(mode));
-        }
-    }
-    if matches!(args.engine.as_str(), "postgres" | "both") {
-        targets.push(Target::Postgres(args.postgres.clone()));
-    }
-    ensure!(
-        !targets.is_empty(),
-        "--engine takes sqlite, postgres or both"
-    );
+    let modes = match args.durability.as_str() {
+        "both" => vec!["normal", "full"],
+        "normal" => vec!["normal"],
+        _ => vec!["full"],
+    };
+    let targets = Target::chosen(&args.engine, &modes, &args.postgres)?;
     println!(
         "queue benchmark: {} no-op jobs, {} worker slots; SQLite in WAL mode, PostgreSQL at {}",
         args.jobs,
