@@ -13,6 +13,13 @@ use tasuki_conformance::{Engine, TestDb};
 /// How many long probe jobs `Db::enqueue_long_probes` adds.
 pub(crate) const LONG_PROBES: usize = 12;
 
+/// The lease of the multi-process tests, whose workers heartbeat every third
+/// of it: a survivor stalled by a loaded machine for up to two thirds of it
+/// keeps its jobs (a rescue of a job it still runs would read as an
+/// overlap), and a killed worker's job runs again once its lease expires,
+/// this long after its last heartbeat.
+pub(crate) const LEASE_TIMEOUT: (&str, &str) = ("LEASE_TIMEOUT", "5s");
+
 /// The database that the processes of a test share.
 pub(crate) struct Db {
     /// The SQLite file (unused on PostgreSQL).
