@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tasuki_core::{JobStatus, SystemClock};
+use tasuki_core::{Clock, JobStatus, SystemClock};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Env, next_started};
+use crate::helpers::{Env, T0, next_started};
 use tasuki_conformance::Engine;
 
 /// A worker's run loop on its own task, stopped like a signal would.
@@ -100,37 +100,43 @@ async fn shutdown_hands_back_unfinished_jobs_without_spending_a_retry(engine: En
 
 /// Heartbeats keep a long job's lease alive past its first expiry, so the
 /// maintenance leader does not take it back.
+///
+/// The clock is pinned, and the test moves it by less than a lease at a time,
+/// each time waiting for the heartbeat that renews the lease from the new
+/// time: however late heartbeats run on a loaded machine, the lease never
+/// ends in the time they take, while without them it would end at the second
+/// step and the maintenance rounds (every 100 ms) would take the job back.
 async fn heartbeats_keep_a_running_job_leased(engine: Engine) {
     let mut env = Env::new(engine).await;
+    let lease = Duration::from_millis(300);
     let mut config = env.config();
-    config.lease = Duration::from_millis(300);
+    config.lease = lease;
     config.job_timeout = Duration::from_secs(60);
-    let worker = env.worker_with(config, Arc::new(SystemClock));
+    let worker = env.worker_with(config, Arc::new(env.clock.clone()));
     let id = env.enqueue("signals", json!({"wait": true})).await;
     let running = Running::start(&worker);
     assert_eq!(next_started(&mut env).await, id);
     let first_expiry = env.job(id).await.lease_expires_at.unwrap();
-    // Wait, with a deadline, until a heartbeat has moved the lease past its first expiry.
-    let extended = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            env.store
-                .job_wait_for_change(Duration::from_millis(50))
-                .await;
-            let job = env.job(id).await;
-            if job
-                .lease_expires_at
-                .is_some_and(|at| at > first_expiry.saturating_add(Duration::from_millis(300)))
-            {
-                return job;
+    assert_eq!(first_expiry, T0.saturating_add(lease));
+    for _ in 0..3 {
+        env.clock.advance(lease * 2 / 3);
+        let renewed = Some(env.clock.now().saturating_add(lease));
+        // Wait, with a deadline, for a heartbeat at the new time.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while env.job(id).await.lease_expires_at != renewed {
+                env.store
+                    .job_wait_for_change(Duration::from_millis(50))
+                    .await;
             }
-        }
-    })
-    .await
-    .expect("a heartbeat extends the lease");
-    assert_eq!(
-        (extended.status, extended.attempt),
-        (JobStatus::Processing, 1)
-    );
+        })
+        .await
+        .expect("a heartbeat renews the lease");
+    }
+    assert!(env.clock.now() > first_expiry);
+    // Past the first expiry, a maintenance round of its own takes nothing back.
+    assert!(worker.maintain_once().await, "the worker leads maintenance");
+    let job = env.job(id).await;
+    assert_eq!((job.status, job.attempt), (JobStatus::Processing, 1));
     env.gate.notify_one();
     running.stop().await;
     let job = env.job(id).await;

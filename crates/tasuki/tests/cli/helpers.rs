@@ -13,6 +13,13 @@ use tasuki_conformance::{Engine, TestDb};
 /// How many long probe jobs `Db::enqueue_long_probes` adds.
 pub(crate) const LONG_PROBES: usize = 12;
 
+/// The lease of the multi-process tests, whose workers heartbeat every third
+/// of it: a survivor stalled by a loaded machine for up to two thirds of it
+/// keeps its jobs (a rescue of a job it still runs would read as an
+/// overlap), and a killed worker's job runs again once its lease expires,
+/// this long after its last heartbeat.
+pub(crate) const LEASE_TIMEOUT: (&str, &str) = ("LEASE_TIMEOUT", "5s");
+
 /// The database that the processes of a test share.
 pub(crate) struct Db {
     /// The SQLite file (unused on PostgreSQL).
@@ -82,10 +89,37 @@ impl Db {
         serde_json::from_str(&self.run(args)).unwrap()
     }
 
+    /// A pool on the database, whichever its engine.
+    pub(crate) async fn any_pool(&self) -> Pool {
+        if self._postgres.is_some() {
+            Pool::Postgres(sqlx::PgPool::connect(&self.url).await.unwrap())
+        } else {
+            Pool::Sqlite(self.pool().await)
+        }
+    }
+
     pub(crate) async fn pool(&self) -> sqlx::SqlitePool {
         sqlx::SqlitePool::connect(&format!("sqlite://{}", self.path.display()))
             .await
             .unwrap()
+    }
+}
+
+/// A pool on either engine, for queries that read the same on both.
+pub(crate) enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Pool {
+    /// The one integer that `sql` selects (write sums as `CAST(… AS BIGINT)`:
+    /// PostgreSQL sums bigints as numeric).
+    pub(crate) async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
     }
 }
 
@@ -121,11 +155,14 @@ impl Worker {
     }
 
     fn spawn_with(db: &Db, command: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
-        let mut child = db
-            .command()
-            .arg(command)
-            .args(args)
-            .envs(env.iter().copied())
+        let mut built = db.command();
+        built.arg(command).args(args).envs(env.iter().copied());
+        Self::from_command(built)
+    }
+
+    /// A command built by the caller (`Db::command` and more), its log read the same way.
+    pub(crate) fn from_command(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -164,6 +201,12 @@ impl Worker {
         seen
     }
 
+    /// Takes the log's channel, to read it to its end once the process is gone
+    /// (`wait_all` takes the process).
+    pub(crate) fn take_logs(&mut self) -> mpsc::Receiver<Value> {
+        std::mem::replace(&mut self.logs, mpsc::channel().1)
+    }
+
     pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
@@ -173,26 +216,54 @@ impl Worker {
     }
 }
 
+/// Every line left on `logs` once its process has exited and its stdout is
+/// read to the end; fails the test if that takes longer than `deadline`.
+pub(crate) fn read_to_end(logs: &mpsc::Receiver<Value>, deadline: Duration) -> Vec<Value> {
+    let until = std::time::Instant::now() + deadline;
+    let mut lines = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match logs.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the log ends before the deadline"),
+        }
+    }
+}
+
 /// A minimal HTTP/1.0 exchange: status code and body.
 pub(crate) fn http(addr: &str, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
+    try_http(addr, request).unwrap()
+}
+
+/// `http`, with an error instead of a panic when the server is gone or
+/// its answer is cut short before the status line.
+pub(crate) fn try_http(addr: &str, request: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no status line"))?;
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 /// `POST path` with a JSON body.
 pub(crate) fn post_json(addr: &str, path: &str, body: &str) -> (u16, String) {
-    http(
+    try_post_json(addr, path, body).unwrap()
+}
+
+/// `post_json`, with an error instead of a panic (see `try_http`).
+pub(crate) fn try_post_json(addr: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    try_http(
         addr,
         &format!(
             "POST {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

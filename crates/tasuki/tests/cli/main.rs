@@ -1,6 +1,7 @@
-//! The `tasuki` binary as users run it: commands, worker processes, signals.
+//! The `tasuki` binary as users run it: commands, worker processes, signals, crashes.
 
 mod commands;
+mod crash;
 mod helpers;
 mod multiprocess;
 mod multiprocess_postgres;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::helpers::{Db, LONG_PROBES, Worker, wait_all};
+use crate::helpers::{Db, LEASE_TIMEOUT, LONG_PROBES, Worker, wait_all};
 
 const JOBS: i64 = 2_000;
 /// The long jobs, enqueued mid-run ahead of the rest; the victim dies in one.
@@ -25,7 +25,7 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
         "--count",
         &JOBS.to_string(),
     ]);
-    let env = [("WORKER_COUNT", "4"), ("LEASE_TIMEOUT", "1s")];
+    let env = [("WORKER_COUNT", "4"), LEASE_TIMEOUT];
     // The victim logs each job's start, so it can be killed in the middle of one.
     let victim_env = [env[0], env[1], ("LOG_LEVEL", "info,tasuki_worker=debug")];
     let workers: Vec<Worker> = (0..3)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tasuki_core::Timestamp;
 
-use crate::helpers::{Db, LONG_PROBES, Worker, post_json, wait_all};
+use crate::helpers::{Db, LEASE_TIMEOUT, LONG_PROBES, Worker, post_json, wait_all};
 use crate::serve::listening;
 
 const USERS: usize = 1_000;
@@ -55,7 +55,7 @@ async fn two_servers_three_workers_one_killed_every_user_onboarded_once() {
     let env = [
         POOL,
         ("WORKER_COUNT", "4"),
-        ("LEASE_TIMEOUT", "1s"),
+        LEASE_TIMEOUT,
         ("LOG_LEVEL", "warn,tasuki_worker=debug"),
     ];
     let mut workers: Vec<Worker> = (0..3).map(|_| Worker::spawn(&db, &env, &[])).collect();
