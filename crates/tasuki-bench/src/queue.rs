@@ -95,7 +95,10 @@ impl Target {
         if matches!(engine, "postgres" | "both") {
             targets.push(Target::Postgres(postgres.to_owned()));
         }
-        ensure!(!targets.is_empty(), "--engine takes sqlite, postgres or both");
+        ensure!(
+            !targets.is_empty(),
+            "--engine takes sqlite, postgres or both"
+        );
         Ok(targets)
     }
 
