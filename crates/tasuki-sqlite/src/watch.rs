@@ -3,9 +3,10 @@
 //! On Linux an inotify watch on the database's WAL file wakes the watcher
 //! when another connection writes to it; `PRAGMA data_version` on a
 //! connection of its own then says whether a commit is visible. A writer
-//! appends its frames before it publishes the commit in the shared index, so
-//! after a write the watcher looks again for a few milliseconds before it
-//! goes back to sleep. Where inotify is unavailable, it polls the version
+//! appends its frames (and, syncing `FULL`, flushes them) before it publishes
+//! the commit in the shared index, so after a write the watcher looks again,
+//! every millisecond at first, for about half a second before it goes back to
+//! sleep. Where inotify is unavailable, it polls the version
 //! every [`FALLBACK_POLL`].
 
 use std::path::Path;
@@ -16,16 +17,14 @@ use rusqlite::Connection;
 /// How often the version is read when no file notification can be had.
 const FALLBACK_POLL: Duration = Duration::from_millis(100);
 
-/// After a write to the WAL, how long the watcher waits between looks for
-/// its commit to become visible; the sum bounds the wait.
-const SETTLE: [Duration; 6] = [
-    Duration::ZERO,
-    Duration::from_millis(1),
-    Duration::from_millis(2),
-    Duration::from_millis(4),
-    Duration::from_millis(8),
-    Duration::from_millis(16),
-];
+/// After a write to the WAL, the pauses between looks for its commit to
+/// become visible: every millisecond while a commit's fsync may still be
+/// running, then less and less often, for about half a second in all.
+fn settle() -> impl Iterator<Item = Duration> {
+    let fast = std::iter::repeat_n(Duration::from_millis(1), 20);
+    let slow = (2..9).map(|i| Duration::from_millis(1 << i));
+    std::iter::once(Duration::ZERO).chain(fast).chain(slow)
+}
 
 pub(crate) struct Watch {
     state: tokio::sync::Mutex<State>,
@@ -78,7 +77,7 @@ impl Watch {
                         state.events = None;
                         continue;
                     }
-                    for pause in SETTLE {
+                    for pause in settle() {
                         tokio::time::sleep(pause).await;
                         if state.check() {
                             return;
