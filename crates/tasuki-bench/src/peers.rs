@@ -285,7 +285,7 @@ async fn tasuki_records(
     };
     let settings = json!({
         "durability": durability,
-        "wake_up": if engine == "sqlite" { "in process: at once; across processes: PRAGMA data_version, 1-10 ms" } else { "LISTEN/NOTIFY; 5 s fallback poll" },
+        "wake_up": if engine == "sqlite" { "in process: at once; across processes: an inotify watch on the WAL file, then PRAGMA data_version" } else { "LISTEN/NOTIFY; 5 s fallback poll" },
         "claiming": if engine == "sqlite" { "batch UPDATE ... RETURNING sized to free slots" } else { "batch UPDATE ... FOR UPDATE SKIP LOCKED sized to free slots" },
     });
     let ceiling = Ceiling {

@@ -169,3 +169,40 @@ impl Events {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rusqlite::Connection;
+
+    use super::Watch;
+
+    #[tokio::test]
+    async fn a_commit_by_another_connection_ends_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("watch.db");
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);")
+            .unwrap();
+        let open = path.clone();
+        let watch = Watch::new(&path, move || Connection::open(&open));
+        #[cfg(target_os = "linux")]
+        assert!(
+            watch.state.lock().await.events.is_some(),
+            "the WAL file is watched"
+        );
+        // The first wait has no past to compare with: it returns at once.
+        watch.changed().await;
+
+        let wait = watch.changed();
+        tokio::pin!(wait);
+        let nothing = tokio::time::timeout(Duration::from_millis(50), &mut wait).await;
+        assert!(nothing.is_err(), "no commit, no wake-up");
+        other.execute("INSERT INTO t (x) VALUES (1)", []).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the commit ends the wait");
+    }
+}
