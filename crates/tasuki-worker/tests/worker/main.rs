@@ -1,6 +1,7 @@
-//! The worker against a real SQLite store: driven step by step with a pinned
-//! clock, and run as a loop with signals and deadlines.
+//! The worker against a real store on each engine: driven step by step with a
+//! pinned clock, and run as a loop with signals and deadlines.
 
 mod helpers;
+mod leases;
 mod run_loop;
 mod steps;
