@@ -9,8 +9,8 @@ use anyhow::{Context, bail, ensure};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::sync::{Arc, Mutex};
+
 use tasuki_sqlite::{SqliteConfig, SqliteStore};
 
 #[derive(clap::Args)]
@@ -218,13 +218,13 @@ fn millis(text: &str) -> anyhow::Result<f64> {
 
 /// The users in the database, and the jobs completed so far.
 async fn count_work(db: &Path) -> anyhow::Result<(i64, i64)> {
-    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(db)).await?;
-    Ok(sqlx::query_as(
+    let conn = rusqlite::Connection::open(db)?;
+    Ok(conn.query_row(
         "SELECT (SELECT count(*) FROM users), \
             (SELECT count(*) FROM job_queue WHERE status = 'completed')",
-    )
-    .fetch_one(&pool)
-    .await?)
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
 }
 
 #[derive(serde::Deserialize)]
@@ -235,41 +235,36 @@ struct NewUser {
 }
 
 /// The baseline: the same table and pragmas, one insert per request in its
-/// own commit, no validation, no job, no middleware.
+/// own commit on one connection, no validation, no job, no middleware.
 pub(crate) async fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
     drop(SqliteStore::open(&SqliteConfig::new(&args.db)).await?); // the schema
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::new()
-                .filename(&args.db)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10)),
-        )
-        .await?;
+    let conn = rusqlite::Connection::open(&args.db)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
     let app = axum::Router::new()
         .route("/users", axum::routing::post(create))
-        .with_state(pool);
+        .with_state(Arc::new(Mutex::new(conn)));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     axum::serve(listener, app).await?;
     Ok(())
 }
 
 async fn create(
-    State(pool): State<SqlitePool>,
+    State(conn): State<Arc<Mutex<rusqlite::Connection>>>,
     Json(user): Json<NewUser>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), StatusCode> {
     let now = tasuki_core::Timestamp::now().as_micros();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO users (email, age, name, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-    )
-    .bind(&user.email)
-    .bind(user.age)
-    .bind(&user.name)
-    .bind(now)
-    .fetch_one(&pool)
+    let (email, age, name) = (user.email.clone(), user.age, user.name.clone());
+    // The insert blocks on its fsync: off the async threads, as a driver would.
+    let id: i64 = tokio::task::spawn_blocking(move || {
+        let conn = conn.lock().expect("not poisoned");
+        conn.prepare_cached(
+            "INSERT INTO users (email, age, name, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        )?
+        .query_row((email, age, name, now), |row| row.get(0))
+    })
     .await
+    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
     .map_err(|_| StatusCode::CONFLICT)?;
     Ok((
         StatusCode::CREATED,

@@ -29,11 +29,10 @@ struct Acked {
     email: String,
 }
 
-/// `tasuki run` on the database with its default durability (the helpers
-/// set `SQLITE_SYNCHRONOUS=normal` for the other tests' speed).
+/// `tasuki run` on the database with its default durability.
 fn run(db: &Db) -> Worker {
     let mut command = db.command();
-    command.env_remove("SQLITE_SYNCHRONOUS").arg("run").envs([
+    command.arg("run").envs([
         ("PORT", "0"),
         ("LOG_LEVEL", "info"),
         // The killed process's leases expire soon after the restart.

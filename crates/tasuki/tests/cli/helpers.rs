@@ -89,25 +89,24 @@ impl Db {
         serde_json::from_str(&self.run(args)).unwrap()
     }
 
-    /// A pool on the database, whichever its engine.
+    /// A connection to the database, whichever its engine.
     pub(crate) async fn any_pool(&self) -> Pool {
         if self._postgres.is_some() {
             Pool::Postgres(sqlx::PgPool::connect(&self.url).await.unwrap())
         } else {
-            Pool::Sqlite(self.pool().await)
+            Pool::Sqlite(self.sqlite())
         }
     }
 
-    pub(crate) async fn pool(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.path.display()))
-            .await
-            .unwrap()
+    /// A connection to the SQLite file.
+    pub(crate) fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.path).unwrap()
     }
 }
 
-/// A pool on either engine, for queries that read the same on both.
+/// A connection to either engine, for queries that read the same on both.
 pub(crate) enum Pool {
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(rusqlite::Connection),
     Postgres(sqlx::PgPool),
 }
 
@@ -116,8 +115,13 @@ impl Pool {
     /// PostgreSQL sums bigints as numeric).
     pub(crate) async fn count(&self, sql: &str) -> i64 {
         match self {
-            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-            Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Self::Sqlite(conn) => conn
+                .query_row(sql, [], |row| row.get(0))
+                .map_err(|e| e.to_string()),
+            Self::Postgres(pool) => sqlx::query_scalar(sql)
+                .fetch_one(pool)
+                .await
+                .map_err(|e| e.to_string()),
         }
         .unwrap_or_else(|error| panic!("{sql}: {error}"))
     }
@@ -129,7 +133,6 @@ pub(crate) fn tasuki(db: impl AsRef<std::ffi::OsStr>) -> Command {
         .env_clear()
         .env("DATABASE_URL", db)
         .env("LOG_FORMAT", "json")
-        .env("SQLITE_SYNCHRONOUS", "normal")
         .stdin(Stdio::null());
     command
 }

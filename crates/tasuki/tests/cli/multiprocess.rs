@@ -70,19 +70,25 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
         assert_eq!(status.code(), Some(0));
     }
 
-    let pool = db.pool().await;
-    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM job_queue WHERE status = 'completed'")
-        .fetch_one(&pool)
-        .await
+    let conn = db.sqlite();
+    let done: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM job_queue WHERE status = 'completed'",
+            [],
+            |row| row.get(0),
+        )
         .unwrap();
     assert_eq!(done, JOBS + LONG, "every job ends completed");
 
-    let runs: Vec<(i64, i64, String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT job_id, attempt, worker, started_at, ended_at FROM probe_runs ORDER BY job_id, started_at",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let runs: Vec<(i64, i64, String, i64, Option<i64>)> = conn
+        .prepare(
+            "SELECT job_id, attempt, worker, started_at, ended_at FROM probe_runs ORDER BY job_id, started_at",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     let mut by_job: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
     for (job_id, attempt, worker, started, ended) in runs {
         let ended = match ended {
@@ -109,12 +115,13 @@ async fn a_killed_worker_loses_its_leases_and_nothing_runs_twice_at_once() {
     }
     // The claim was committed before the job started: the killed attempt
     // counts, whether or not its probe row was written before the kill.
-    let (attempt, status): (i64, String) =
-        sqlx::query_as("SELECT attempt, status FROM job_queue WHERE id = ?1")
-            .bind(killed_job)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (attempt, status): (i64, String) = conn
+        .query_row(
+            "SELECT attempt, status FROM job_queue WHERE id = ?1",
+            [killed_job],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
     assert!(
         attempt >= 2 && status == "completed",
         "the job the killed worker was running ran again and completed: attempt {attempt}, {status}"

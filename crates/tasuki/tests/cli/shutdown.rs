@@ -54,13 +54,16 @@ async fn sigterm_lets_running_jobs_finish_and_claims_no_more() {
         Vec::<&Value>::new()
     );
 
-    let pool = db.pool().await;
-    let jobs: Vec<(i64, String, i64, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT id, status, attempt, retry_count, started_at FROM job_queue ORDER BY id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let jobs: Vec<(i64, String, i64, i64, Option<i64>)> = db
+        .sqlite()
+        .prepare("SELECT id, status, attempt, retry_count, started_at FROM job_queue ORDER BY id")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     let mut completed = BTreeSet::new();
     for (id, status, attempt, retries, started_at) in jobs {
         match status.as_str() {
@@ -104,12 +107,14 @@ async fn sigterm_hands_back_jobs_that_outlast_the_shutdown_timeout() {
     let status = wait_all(vec![worker], DEADLINE);
     assert_eq!(status[0].code(), Some(0));
 
-    let pool = db.pool().await;
-    let rows: Vec<(String, i64, i64, Option<i64>)> =
-        sqlx::query_as("SELECT status, retry_count, attempt, lease_expires_at FROM job_queue")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let rows: Vec<(String, i64, i64, Option<i64>)> = db
+        .sqlite()
+        .prepare("SELECT status, retry_count, attempt, lease_expires_at FROM job_queue")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(
         rows,
         vec![("pending".to_owned(), 0, 1, None); 2],
