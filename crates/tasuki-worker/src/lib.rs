@@ -2,14 +2,17 @@
 //! the [`Worker`] that claims jobs in batches, runs them under leases, retries
 //! failures with backoff and shuts down gracefully.
 
+mod config;
 mod handler;
 mod maintenance;
 mod registry;
 mod run;
+mod shared;
 mod worker;
 
+pub use config::WorkerConfig;
 pub use handler::{Handler, JobContext, JobError};
 pub use registry::{
     EnqueueError, Registry, Violation, canonical_integers, child_pointer, violations,
 };
-pub use worker::{Worker, WorkerConfig, WorkerError};
+pub use worker::{Worker, WorkerError};

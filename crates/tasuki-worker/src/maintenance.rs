@@ -7,7 +7,7 @@ use std::time::Duration;
 use tasuki_core::LeaderParams;
 use tokio_util::sync::CancellationToken;
 
-use crate::worker::Shared;
+use crate::shared::Shared;
 
 const LEADER: &str = "maintenance";
 const RESCUE_BATCH: u32 = 1_000;

@@ -9,7 +9,7 @@ use tasuki_core::{Completion, Failure, Job, JobId, RetryDecision};
 
 use crate::JobContext;
 use crate::handler::JobError;
-use crate::worker::Shared;
+use crate::shared::Shared;
 
 /// A finished attempt, waiting to be written.
 pub(crate) struct Outcome {

@@ -4,95 +4,21 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use tasuki_core::{ClaimParams, Clock, Job, JobId, Release, RetryPolicy, Store, StoreError};
+use tasuki_core::{ClaimParams, Clock, Job, JobId, Release, Store, StoreError};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::Registry;
 use crate::run::Outcome;
-
-#[derive(Clone, Debug)]
-pub struct WorkerConfig {
-    /// Names this worker in leases and logs; unique among running workers.
-    pub id: Arc<str>,
-    /// How many jobs run at once (`WORKER_COUNT`).
-    pub concurrency: usize,
-    /// How long a claim lasts without a heartbeat (`LEASE_TIMEOUT`).
-    pub lease: Duration,
-    /// How long one attempt may run unless its handler says otherwise.
-    pub job_timeout: Duration,
-    /// How long in-flight jobs may take to finish at shutdown (`SHUTDOWN_TIMEOUT`).
-    pub shutdown_timeout: Duration,
-    pub retry: RetryPolicy,
-    /// The longest an idle worker waits before it looks again, whatever it heard.
-    pub idle_wait: Duration,
-    /// How long completed and cancelled jobs are kept (`JOB_RETENTION`).
-    pub retention: Duration,
-}
-
-impl WorkerConfig {
-    pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Self {
-            id: id.into(),
-            concurrency: 3,
-            lease: Duration::from_secs(30),
-            job_timeout: Duration::from_secs(300),
-            shutdown_timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
-            idle_wait: Duration::from_secs(5),
-            retention: Duration::from_secs(7 * 24 * 3600),
-        }
-    }
-
-    /// How often leases are renewed: three times per lease.
-    pub(crate) fn heartbeat_interval(&self) -> Duration {
-        self.lease / 3
-    }
-}
+use crate::shared::Shared;
+use crate::{Registry, WorkerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("the store failed")]
     Store(#[from] StoreError),
-}
-
-pub(crate) struct Shared {
-    pub(crate) config: WorkerConfig,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) clock: Arc<dyn Clock>,
-    /// The jobs this worker claimed and has not yet recorded: the leases its
-    /// heartbeats renew. A job whose outcome cannot be written leaves it, so
-    /// its lease expires and it is rescued.
-    held: Mutex<HashSet<JobId>>,
-}
-
-impl Shared {
-    fn hold(&self, jobs: &[Job]) {
-        self.lock_held().extend(jobs.iter().map(|j| j.id));
-    }
-
-    pub(crate) fn let_go(&self, ids: impl IntoIterator<Item = JobId>) {
-        let mut held = self.lock_held();
-        for id in ids {
-            held.remove(&id);
-        }
-    }
-
-    fn held(&self) -> Vec<JobId> {
-        self.lock_held().iter().copied().collect()
-    }
-
-    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<JobId>> {
-        // The set stays consistent whatever panicked while holding it.
-        self.held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 #[derive(Clone)]
@@ -108,13 +34,7 @@ impl Worker {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                config,
-                store,
-                registry,
-                clock,
-                held: Mutex::new(HashSet::new()),
-            }),
+            shared: Arc::new(Shared::new(config, store, registry, clock)),
         }
     }
 

@@ -1,0 +1,45 @@
+//! How a worker runs: its name, slots, lease, timeouts and retry policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tasuki_core::RetryPolicy;
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Names this worker in leases and logs; unique among running workers.
+    pub id: Arc<str>,
+    /// How many jobs run at once (`WORKER_COUNT`).
+    pub concurrency: usize,
+    /// How long a claim lasts without a heartbeat (`LEASE_TIMEOUT`).
+    pub lease: Duration,
+    /// How long one attempt may run unless its handler says otherwise.
+    pub job_timeout: Duration,
+    /// How long in-flight jobs may take to finish at shutdown (`SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// The longest an idle worker waits before it looks again, whatever it heard.
+    pub idle_wait: Duration,
+    /// How long completed and cancelled jobs are kept (`JOB_RETENTION`).
+    pub retention: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self {
+            id: id.into(),
+            concurrency: 3,
+            lease: Duration::from_secs(30),
+            job_timeout: Duration::from_secs(300),
+            shutdown_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            idle_wait: Duration::from_secs(5),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+
+    /// How often leases are renewed: three times per lease.
+    pub(crate) fn heartbeat_interval(&self) -> Duration {
+        self.lease / 3
+    }
+}
