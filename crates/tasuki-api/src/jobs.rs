@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
-use tasuki_core::{Job, JobFilter, JobId, JobStats, NewJob, Page, StoreError, Timestamp};
+use tasuki_core::{
+    Job, JobFilter, JobId, JobStats, NewJob, Page, ScheduleError, StoreError, due_at,
+};
 use tasuki_worker::{EnqueueError, Violation};
 
 use crate::users::{location, page};
@@ -38,24 +40,20 @@ pub(crate) async fn create(
             }
         })?;
     let now = state.clock.now();
-    let scheduled_at = match (body["run_at"].as_str(), body["delay"].as_str()) {
-        (Some(at), _) => Timestamp::parse_rfc3339(at)
-            .ok_or_else(|| invalid("/run_at", "is not an RFC 3339 date-time"))?,
-        (None, Some(delay)) => {
-            let delay = humantime::parse_duration(delay)
-                .map_err(|_| invalid("/delay", "is not a duration"))?;
-            now.saturating_add(delay)
-        }
-        (None, None) => now,
-    };
-    if scheduled_at > Timestamp::LATEST {
-        let field = if body["run_at"].is_string() {
-            "/run_at"
-        } else {
-            "/delay"
+    let delay = body["delay"]
+        .as_str()
+        .map(humantime::parse_duration)
+        .transpose()
+        .map_err(|_| invalid("/delay", "is not a duration"))?;
+    let run_at = body["run_at"].as_str();
+    let scheduled_at = due_at(now, run_at, delay).map_err(|e| {
+        let field = match e {
+            ScheduleError::RunAt => "/run_at",
+            ScheduleError::TooLate if run_at.is_some() => "/run_at",
+            ScheduleError::TooLate => "/delay",
         };
-        return Err(invalid(field, "schedules the job after the year 9999"));
-    }
+        invalid(field, &e.to_string())
+    })?;
     let mut job = NewJob::new(job_type, payload, now).scheduled_at(scheduled_at);
     if let Some(priority) = body["priority"].as_i64() {
         job = job.priority(

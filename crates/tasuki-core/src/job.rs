@@ -129,6 +129,33 @@ impl NewJob {
     }
 }
 
+/// Why an enqueue's schedule was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("is not an RFC 3339 date-time")]
+    RunAt,
+    #[error("schedules the job after the year 9999")]
+    TooLate,
+}
+
+/// When an enqueue asks its job to be due: at `run_at` (RFC 3339), `delay`
+/// after `now`, or now. The API and the CLI read their options through it.
+pub fn due_at(
+    now: Timestamp,
+    run_at: Option<&str>,
+    delay: Option<std::time::Duration>,
+) -> Result<Timestamp, ScheduleError> {
+    let at = match (run_at, delay) {
+        (Some(at), _) => Timestamp::parse_rfc3339(at).ok_or(ScheduleError::RunAt)?,
+        (None, Some(delay)) => now.saturating_add(delay),
+        (None, None) => now,
+    };
+    if at > Timestamp::LATEST {
+        return Err(ScheduleError::TooLate);
+    }
+    Ok(at)
+}
+
 /// One failed attempt, kept in the job's history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptError {
@@ -243,5 +270,25 @@ mod tests {
             );
         }
         assert!("done".parse::<JobStatus>().is_err());
+    }
+
+    #[test]
+    fn an_enqueue_is_due_at_its_time_after_its_delay_or_now() {
+        use std::time::Duration;
+        let now = Timestamp::from_micros(1_767_225_600_000_000);
+        assert_eq!(due_at(now, None, None), Ok(now));
+        assert_eq!(
+            due_at(now, None, Some(Duration::from_secs(10))),
+            Ok(now.saturating_add(Duration::from_secs(10)))
+        );
+        let at = Timestamp::parse_rfc3339("2026-06-01T09:00:00Z").unwrap();
+        let later = Some(Duration::from_secs(10));
+        assert_eq!(due_at(now, Some("2026-06-01T09:00:00Z"), later), Ok(at));
+        assert_eq!(
+            due_at(now, Some("tomorrow"), None),
+            Err(ScheduleError::RunAt)
+        );
+        let forever = Some(Duration::from_secs(u64::MAX / 4));
+        assert_eq!(due_at(now, None, forever), Err(ScheduleError::TooLate));
     }
 }

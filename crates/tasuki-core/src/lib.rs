@@ -14,6 +14,7 @@ mod store;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use job::{
     AttemptError, DEFAULT_MAX_RETRIES, Job, JobId, JobStats, JobStatus, NewJob, ParseStatusError,
+    ScheduleError, due_at,
 };
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};
 pub use signup::{Signup, SignupQueue, SignupResult, answers, assign_users};

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use tasuki_core::{Job, JobFilter, JobId, JobStats, NewJob, Store, StoreError, Timestamp};
+use tasuki_core::{
+    Job, JobFilter, JobId, JobStats, NewJob, ScheduleError, Store, StoreError, Timestamp, due_at,
+};
 
 use crate::cli::{EnqueueArgs, GlobalArgs, JobsCommand};
 use crate::config;
@@ -68,16 +70,13 @@ fn new_jobs(args: &EnqueueArgs) -> anyhow::Result<Vec<NewJob>> {
         .with_context(|| format!("the payload is not valid JSON: {}", args.payload))?;
     let payload = config::registry().prepare(&args.job_type, payload)?;
     let now = Timestamp::now();
-    let scheduled_at = match (&args.run_at, args.delay) {
-        (Some(at), _) => Timestamp::parse_rfc3339(at).with_context(|| {
-            format!("--run-at `{at}` is not an RFC 3339 time such as 2026-01-01T09:00:00Z")
-        })?,
-        (None, Some(delay)) => now.saturating_add(delay),
-        (None, None) => now,
-    };
-    if scheduled_at > Timestamp::LATEST {
-        anyhow::bail!("the job would be due after the year 9999");
-    }
+    let scheduled_at = due_at(now, args.run_at.as_deref(), args.delay).map_err(|e| match e {
+        ScheduleError::RunAt => anyhow::anyhow!(
+            "--run-at `{}` is not an RFC 3339 time such as 2026-01-01T09:00:00Z",
+            args.run_at.as_deref().unwrap_or_default()
+        ),
+        ScheduleError::TooLate => anyhow::anyhow!("the job would be due after the year 9999"),
+    })?;
     let job = NewJob::new(&args.job_type, payload, now)
         .priority(args.priority)
         .max_retries(args.max_retries)
