@@ -324,7 +324,7 @@ pub(crate) async fn sample(
     let store = open(&url, target.durability()).await?;
     let enqueue = enqueue(&store, jobs).await?;
     drop(store);
-    let drain = spawn_drain(&url, jobs, concurrency, target.durability())?;
+    let drain = spawn_drain(&url, jobs, concurrency, target.durability(), false)?;
 
     let url = target.fresh(&dir, "ceiling").await?;
     let store = open(&url, target.durability()).await?;
@@ -354,7 +354,7 @@ async fn writes_drain(target: &Target, jobs: usize, concurrency: usize) -> anyho
     let dir = tempfile::tempdir()?;
     let url = target.fresh(&dir, "writes").await?;
     enqueue_jobs(&open(&url, target.durability()).await?, jobs).await?;
-    let drain = spawn_drain_with(&url, jobs, concurrency, target.durability(), true)?;
+    let drain = spawn_drain(&url, jobs, concurrency, target.durability(), true)?;
     Ok(jobs as f64 / drain.secs)
 }
 
@@ -419,16 +419,9 @@ struct DrainReport {
     peak_rss_kib: u64,
 }
 
+/// Drains a prepared database in a child process; `writes`: each job makes
+/// two writes of its own.
 fn spawn_drain(
-    url: &str,
-    jobs: usize,
-    concurrency: usize,
-    mode: &str,
-) -> anyhow::Result<DrainReport> {
-    spawn_drain_with(url, jobs, concurrency, mode, false)
-}
-
-fn spawn_drain_with(
     url: &str,
     jobs: usize,
     concurrency: usize,

@@ -18,7 +18,7 @@ pub(crate) fn insert_user(conn: &Connection, user: NewUser, now: Timestamp) -> R
         .additional_data
         .map(|map| serde_json::Value::Object(map).to_string());
     let mut statement = conn.prepare_cached(queries::USER_INSERT.sql)?;
-    let mut rows = statement.query((
+    let rows = statement.query((
         user.email,
         user.age,
         user.name,
@@ -27,8 +27,7 @@ pub(crate) fn insert_user(conn: &Connection, user: NewUser, now: Timestamp) -> R
         additional,
         now.as_micros(),
     ))?;
-    let row = rows.next()?.ok_or(StoreError::NotFound)?;
-    rows::user(row)
+    rows::one(rows, rows::user)
 }
 
 /// A `user_created` job's effects, the statements of `queries/user/onboard/`
@@ -83,8 +82,7 @@ impl AppStore for SqliteStore {
         self.readers
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(queries::USER_GET.sql)?;
-                let mut rows = statement.query([id])?;
-                rows::user(rows.next()?.ok_or(StoreError::NotFound)?)
+                rows::one(statement.query([id])?, rows::user)
             })
             .await
     }
@@ -160,17 +158,17 @@ impl AppStore for SqliteStore {
         self.readers
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(queries::EMAIL_GET.sql)?;
-                let mut rows = statement.query([id])?;
-                let row = rows.next()?.ok_or(StoreError::NotFound)?;
-                let sent_at: Option<i64> = row.get(6)?;
-                Ok(EmailMessage {
-                    id: row.get(0)?,
-                    user_id: row.get(1)?,
-                    kind: row.get(2)?,
-                    recipient: row.get(3)?,
-                    subject: row.get(4)?,
-                    body: row.get(5)?,
-                    sent_at: sent_at.map(Timestamp::from_micros),
+                rows::one(statement.query([id])?, |row| {
+                    let sent_at: Option<i64> = row.get(6)?;
+                    Ok(EmailMessage {
+                        id: row.get(0)?,
+                        user_id: row.get(1)?,
+                        kind: row.get(2)?,
+                        recipient: row.get(3)?,
+                        subject: row.get(4)?,
+                        body: row.get(5)?,
+                        sent_at: sent_at.map(Timestamp::from_micros),
+                    })
                 })
             })
             .await

@@ -18,7 +18,7 @@ use crate::writer::Commit;
 
 pub(crate) fn insert(conn: &Connection, job: &NewJob) -> Result<Job, Error> {
     let mut statement = conn.prepare_cached(queries::JOB_INSERT.sql)?;
-    let mut rows = statement.query((
+    let rows = statement.query((
         &job.job_type,
         job.payload.to_string(),
         job.priority,
@@ -26,8 +26,7 @@ pub(crate) fn insert(conn: &Connection, job: &NewJob) -> Result<Job, Error> {
         job.scheduled_at.as_micros(),
         job.created_at.as_micros(),
     ))?;
-    let row = rows.next()?.ok_or(StoreError::NotFound)?;
-    rows::job(row)
+    rows::one(rows, rows::job)
 }
 
 /// Inserts jobs in one statement; returns their ids in order.

@@ -150,6 +150,14 @@ pub(crate) fn user(row: &Row<'_>) -> Result<User, Error> {
     })
 }
 
+/// The first row a statement returns, read by `read`; `NotFound` when none.
+pub(crate) fn one<T>(
+    mut rows: rusqlite::Rows<'_>,
+    read: impl Fn(&Row<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    read(rows.next()?.ok_or(StoreError::NotFound)?)
+}
+
 /// Every row a statement returns, each read by `read`.
 pub(crate) fn all<T>(
     mut rows: rusqlite::Rows<'_>,
