@@ -133,7 +133,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("no such resource".into()),
             StoreError::Conflict(why) => ApiError::Conflict(why),
             StoreError::Duplicate(_) => ApiError::Conflict("it exists already".into()),
-            StoreError::Database(_) => ApiError::Internal(Box::new(error)),
+            // Rejected comes from a job's writes, never from a request.
+            StoreError::Database(_) | StoreError::Rejected(_) => {
+                ApiError::Internal(Box::new(error))
+            }
         }
     }
 }

@@ -4,15 +4,12 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
-use tasuki_core::{NewJob, NewUser, StoreError};
+use tasuki_core::{NewUser, StoreError};
 use tasuki_jobs::UserCreated;
 use tasuki_worker::Handler;
 
 use crate::validate::{ValidBody, ValidQuery};
 use crate::{ApiError, AppState};
-
-/// The priority of the job that onboards a new user.
-const USER_CREATED_PRIORITY: i32 = 1;
 
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -33,17 +30,7 @@ pub(crate) async fn create(
         additional_data: (!fields.is_empty()).then(|| fields.clone()),
     };
     let now = state.clock.now();
-    let job: tasuki_core::JobFor = Box::new(move |user| {
-        let payload = json!({
-            "user_id": user.id,
-            "user_data": {
-                "id": user.id, "email": user.email, "age": user.age, "name": user.name,
-                "bio": user.bio, "is_active": user.is_active,
-            },
-            "additional_props": fields,
-        });
-        NewJob::new(UserCreated::JOB_TYPE, payload, now).priority(USER_CREATED_PRIORITY)
-    });
+    let job: tasuki_core::JobFor = Box::new(move |user| UserCreated::job(user, fields, now));
     let (user, job) = state
         .store
         .user_insert_with_job(user, job, now)

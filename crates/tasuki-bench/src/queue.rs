@@ -14,7 +14,7 @@ use tasuki_core::{
 };
 use tasuki_postgres::{PgConfig, PgStore};
 use tasuki_sqlite::{SqliteConfig, SqliteStore};
-use tasuki_worker::{Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
+use tasuki_worker::{Done, Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::raw;
@@ -403,11 +403,13 @@ async fn ceiling(store: &Arc<dyn Store>, n: usize, batch: usize) -> anyhow::Resu
                 id: j.id,
                 attempt: j.attempt,
                 result: None,
+                writes: None,
             })
             .collect();
         done += store
             .job_complete_many(Timestamp::now(), completions)
             .await?
+            .ids
             .len();
     }
     ensure!(done == n, "completed {done} of {n}");
@@ -531,7 +533,7 @@ impl Handler for Noop {
         json!({})
     }
 
-    async fn handle(&self, ctx: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+    async fn handle(&self, ctx: &JobContext, _: Value) -> Result<Done, JobError> {
         if let Some(starts) = &self.starts {
             let now = Timestamp::now().as_micros();
             starts
@@ -553,6 +555,6 @@ impl Handler for Noop {
         if self.ran.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
             self.all_ran.cancel();
         }
-        Ok(None)
+        Ok(Done::default())
     }
 }

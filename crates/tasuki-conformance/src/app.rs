@@ -1,15 +1,17 @@
-//! Users with their jobs in one transaction; the application's own tables.
+//! Users with their jobs in one transaction; the application's own tables;
+//! a job's writes committed with its completion.
 
 use std::sync::Arc;
 
 use serde_json::json;
 use tasuki_core::{
-    AgeFilter, JobFilter, JobStatus, NewJob, NewUser, Onboarding, Store, StoreError, UserProfile,
+    AgeFilter, Completion, Job, JobCheck, JobFilter, JobStatus, NewJob, NewUser, Onboarding, Store,
+    StoreError, User, UserProfile, Writes,
 };
 
-use crate::{T0, at, secs};
+use crate::{LEASE, T0, at, claim, noop, secs};
 
-pub(crate) fn new_user(email: &str, age: i64) -> NewUser {
+pub fn new_user(email: &str, age: i64) -> NewUser {
     NewUser {
         email: email.into(),
         age,
@@ -108,92 +110,214 @@ fn onboarding(user_id: i64, region: &str) -> Onboarding {
         email_kind: "welcome".into(),
         email_subject: "Welcome".into(),
         email_body: "Hello".into(),
-        delivery_job_type: "send_email".into(),
+        delivery: NewJob::new("send_email", json!(null), at(secs(5))).priority(2),
         now: at(secs(5)),
     }
 }
 
-/// However often the `user_created` job runs, the user gets one email, one
-/// delivery job and one count in the signup statistics.
-pub async fn onboarding_is_applied_once(store: Arc<dyn Store>) {
-    let mut tx = store.begin().await.unwrap();
-    let user = tx
-        .user_insert(new_user("new@example.com", 41), T0)
+/// A user and its `user_created` job, claimed by `owner` at `now`.
+async fn claimed_signup(store: &Arc<dyn Store>, email: &str, owner: &str) -> (User, Job) {
+    let (user, _) = store
+        .user_insert_with_job(
+            new_user(email, 41),
+            Box::new(|u: &User| NewJob::new("user_created", json!({"user_id": u.id}), T0)),
+            T0,
+        )
         .await
         .unwrap();
-    tx.commit().await.unwrap();
+    let job = claim(store, owner, 1, T0).await.remove(0);
+    assert_eq!(job.job_type, "user_created");
+    (user, job)
+}
 
-    let first = store
-        .user_onboard(onboarding(user.id, "europe"))
-        .await
-        .unwrap();
-    assert!(first.first_time);
-    let second = store
-        .user_onboard(onboarding(user.id, "asia"))
-        .await
-        .unwrap();
-    assert!(!second.first_time);
-    assert_eq!(first.outbox_id, second.outbox_id);
+fn completing(job: &Job, writes: Writes) -> Completion {
+    Completion {
+        id: job.id,
+        attempt: job.attempt,
+        result: Some(json!({"done": true})),
+        writes: Some(writes),
+    }
+}
 
-    let email = store.email_get(first.outbox_id).await.unwrap();
+async fn jobs_of_type(store: &Arc<dyn Store>, job_type: &str) -> Vec<Job> {
+    let filter = JobFilter {
+        job_type: Some(job_type.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    store.job_list(filter).await.unwrap().items
+}
+
+/// A job's writes commit in the transaction that completes it: the
+/// onboarding's profile, email, statistics and delivery job appear with the
+/// completion.
+pub async fn writes_commit_with_the_completion(store: Arc<dyn Store>) {
+    let (user, job) = claimed_signup(&store, "new@example.com", "w").await;
+    let writes = store.user_onboarding(onboarding(user.id, "europe"));
+    let completed = store
+        .job_complete_many(at(secs(5)), vec![completing(&job, writes)])
+        .await
+        .unwrap();
+    assert_eq!(completed.ids, [job.id]);
+    assert!(completed.failed_writes.is_empty());
+
+    let done = store.job_get(job.id).await.unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.result, Some(json!({"done": true})));
+    let profile = store.user_profile_get(user.id).await.unwrap();
+    assert_eq!(profile.region.as_deref(), Some("europe"));
+    assert_eq!(
+        store.signup_stats().await.unwrap(),
+        [(at(secs(5)).utc_day(), 1)]
+    );
+    let deliveries = jobs_of_type(&store, "send_email").await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(
+        (deliveries[0].status, deliveries[0].priority),
+        (JobStatus::Pending, 2)
+    );
+    let payload: serde_json::Value = serde_json::from_str(&deliveries[0].payload).unwrap();
+    let outbox = payload["outbox_id"].as_i64().expect("the email's id");
+    let email = store.email_get(outbox).await.unwrap();
     assert_eq!(
         (email.recipient.as_str(), email.kind.as_str(), email.sent_at),
         ("new@example.com", "welcome", None)
     );
-    let profile = store.user_profile_get(user.id).await.unwrap();
-    assert_eq!(
-        profile.region.as_deref(),
-        Some("asia"),
-        "the profile follows the latest run"
-    );
-    assert_eq!(store.signup_stats().await.unwrap(), [(T0.utc_day(), 1)]);
-    let deliveries = store
-        .job_list(JobFilter {
-            job_type: Some("send_email".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .items;
-    assert_eq!(deliveries.len(), 1);
-    assert_eq!(deliveries[0].status, JobStatus::Pending);
-    let payload: serde_json::Value = serde_json::from_str(&deliveries[0].payload).unwrap();
-    assert_eq!(payload, json!({"outbox_id": first.outbox_id}));
 
-    assert!(matches!(
-        store.user_onboard(onboarding(987_654, "x")).await,
-        Err(StoreError::NotFound)
-    ));
+    // The delivery job's own writes mark the email sent.
+    let delivery = claim(&store, "w", 1, at(secs(6))).await.remove(0);
+    let sent = store.email_sent(outbox, at(secs(7)));
+    let completed = store
+        .job_complete_many(at(secs(7)), vec![completing(&delivery, sent)])
+        .await
+        .unwrap();
+    assert_eq!(completed.ids, [delivery.id]);
+    assert_eq!(
+        store.email_get(outbox).await.unwrap().sent_at,
+        Some(at(secs(7)))
+    );
     assert_eq!(store.user_ages(AgeFilter::default()).await.unwrap(), [41]);
 }
 
-pub async fn email_is_marked_sent_once(store: Arc<dyn Store>) {
-    let mut tx = store.begin().await.unwrap();
-    let young = tx
-        .user_insert(new_user("young@example.com", 18), T0)
+/// An attempt whose lease was lost writes nothing: neither its completion
+/// nor its writes commit, and the attempt that took over does both.
+pub async fn writes_of_a_lost_lease_do_not_commit(store: Arc<dyn Store>) {
+    let (user, first) = claimed_signup(&store, "late@example.com", "slow").await;
+    store.job_rescue_expired(at(LEASE), 10).await.unwrap();
+    let second = claim(&store, "fast", 1, at(LEASE)).await.remove(0);
+    assert_eq!((second.id, second.attempt), (first.id, first.attempt + 1));
+
+    let late = store.user_onboarding(onboarding(user.id, "late"));
+    let completed = store
+        .job_complete_many(at(LEASE + secs(1)), vec![completing(&first, late)])
         .await
         .unwrap();
-    tx.user_insert(new_user("old@example.com", 70), T0)
+    assert!(completed.ids.is_empty() && completed.failed_writes.is_empty());
+    assert!(matches!(
+        store.user_profile_get(user.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(jobs_of_type(&store, "send_email").await.is_empty());
+    assert!(store.signup_stats().await.unwrap().is_empty());
+
+    let current = store.user_onboarding(onboarding(user.id, "current"));
+    let completed = store
+        .job_complete_many(at(LEASE + secs(2)), vec![completing(&second, current)])
         .await
         .unwrap();
-    tx.commit().await.unwrap();
-    let outbox = store
-        .user_onboard(onboarding(young.id, "europe"))
-        .await
-        .unwrap()
-        .outbox_id;
-    assert!(store.email_mark_sent(outbox, at(secs(9))).await.unwrap());
-    assert!(!store.email_mark_sent(outbox, at(secs(10))).await.unwrap());
-    assert_eq!(
-        store.email_get(outbox).await.unwrap().sent_at,
-        Some(at(secs(9)))
+    assert_eq!(completed.ids, [second.id]);
+    let profile = store.user_profile_get(user.id).await.unwrap();
+    assert_eq!(profile.region.as_deref(), Some("current"));
+    assert_eq!(jobs_of_type(&store, "send_email").await.len(), 1);
+}
+
+/// Refuses one job type, as a registry refuses a payload.
+struct Refuse(&'static str);
+
+impl JobCheck for Refuse {
+    fn check(&self, job: &mut NewJob) -> Result<(), String> {
+        if job.job_type == self.0 {
+            Err(format!("`{}` is refused", self.0))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Completions of one batch commit together, and writes that fail roll back
+/// alone: a gone user's onboarding, and one whose delivery job its check
+/// refuses, leave nothing and are reported; the others commit.
+pub async fn failing_writes_roll_back_alone(store: Arc<dyn Store>) {
+    let (kept, kept_job) = claimed_signup(&store, "kept@example.com", "w").await;
+    let (refused, refused_job) = claimed_signup(&store, "refused@example.com", "w").await;
+    let (_, gone_job) = claimed_signup(&store, "gone@example.com", "w").await;
+    store.job_insert(noop(T0)).await.unwrap();
+    let plain = claim(&store, "w", 1, T0).await.remove(0);
+
+    let batch = vec![
+        completing(&gone_job, store.user_onboarding(onboarding(987_654, "x"))),
+        completing(
+            &kept_job,
+            store.user_onboarding(onboarding(kept.id, "kept")),
+        ),
+        completing(
+            &refused_job,
+            store
+                .user_onboarding(onboarding(refused.id, "refused"))
+                .checked_by(Arc::new(Refuse("send_email"))),
+        ),
+        Completion {
+            id: plain.id,
+            attempt: plain.attempt,
+            result: None,
+            writes: None,
+        },
+    ];
+    let completed = store.job_complete_many(at(secs(5)), batch).await.unwrap();
+    let mut expected = vec![kept_job.id, plain.id];
+    expected.sort_unstable();
+    assert_eq!(completed.ids, expected);
+    let failed: Vec<_> = completed
+        .failed_writes
+        .iter()
+        .map(|(id, e)| (*id, e))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|(id, e)| *id == gone_job.id && matches!(e, StoreError::NotFound))
     );
-    let cohort = AgeFilter {
-        min_age: Some(18),
-        max_age: Some(65),
-    };
-    assert_eq!(store.user_ages(cohort).await.unwrap(), [18]);
+    assert!(
+        failed
+            .iter()
+            .any(|(id, e)| *id == refused_job.id && matches!(e, StoreError::Rejected(_)))
+    );
+
+    for job in [&gone_job, &refused_job] {
+        assert_eq!(
+            store.job_get(job.id).await.unwrap().status,
+            JobStatus::Processing
+        );
+    }
+    assert!(matches!(
+        store.user_profile_get(refused.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store
+            .user_profile_get(kept.id)
+            .await
+            .unwrap()
+            .region
+            .as_deref(),
+        Some("kept")
+    );
+    assert_eq!(jobs_of_type(&store, "send_email").await.len(), 1);
+    assert_eq!(
+        store.signup_stats().await.unwrap(),
+        [(at(secs(5)).utc_day(), 1)]
+    );
 }
 
 /// Concurrent signups: each user commits with its job; a duplicate email

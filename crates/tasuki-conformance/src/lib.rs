@@ -48,8 +48,9 @@ macro_rules! conformance_tests {
             signups_commit_each_user_with_its_job,
             a_panicking_job_builder_fails_its_batch_and_the_store_goes_on,
             leader_lease_is_exclusive_until_expiry,
-            onboarding_is_applied_once,
-            email_is_marked_sent_once,
+            writes_commit_with_the_completion,
+            writes_of_a_lost_lease_do_not_commit,
+            failing_writes_roll_back_alone,
             next_scheduled_at_tracks_the_ready_set
         );
     };

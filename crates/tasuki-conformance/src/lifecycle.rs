@@ -65,12 +65,14 @@ pub async fn fencing_rejects_stale_attempts(store: Arc<dyn Store>) {
         id,
         attempt: first.attempt,
         result: None,
+        writes: None,
     };
     assert!(
         store
             .job_complete_many(at(LEASE), vec![late.clone()])
             .await
             .unwrap()
+            .ids
             .is_empty()
     );
 
@@ -96,6 +98,7 @@ pub async fn fencing_rejects_stale_attempts(store: Arc<dyn Store>) {
             .job_complete_many(at(LEASE + secs(1)), vec![late])
             .await
             .unwrap()
+            .ids
             .is_empty()
     );
     let stale_release = Release {
@@ -114,12 +117,14 @@ pub async fn fencing_rejects_stale_attempts(store: Arc<dyn Store>) {
         id,
         attempt: second.attempt,
         result: Some(json!({"ok": true})),
+        writes: None,
     };
     assert_eq!(
         store
             .job_complete_many(at(LEASE + secs(2)), vec![done.clone()])
             .await
-            .unwrap(),
+            .unwrap()
+            .ids,
         [id]
     );
     let job = store.job_get(id).await.unwrap();
@@ -132,6 +137,7 @@ pub async fn fencing_rejects_stale_attempts(store: Arc<dyn Store>) {
             .job_complete_many(at(LEASE + secs(3)), vec![done])
             .await
             .unwrap()
+            .ids
             .is_empty()
     );
     assert_eq!(

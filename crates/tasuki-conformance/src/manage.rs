@@ -260,6 +260,7 @@ pub async fn prune_deletes_old_finished_jobs_only(store: Arc<dyn Store>) {
         id: done,
         attempt: 1,
         result: None,
+        writes: None,
     };
     store
         .job_complete_many(at(secs(1)), vec![completion])

@@ -10,6 +10,7 @@ mod job;
 mod retry;
 mod signup;
 mod store;
+mod writes;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use job::{
@@ -19,7 +20,8 @@ pub use job::{
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};
 pub use signup::{Signup, SignupQueue, SignupResult, answers, assign_users};
 pub use store::{
-    AgeFilter, AppStore, ClaimParams, Completion, EmailMessage, Failure, JobFilter, JobFor,
-    JobStore, LeaderParams, NewUser, OnboardOutcome, Onboarding, Page, Release, Store, StoreError,
+    AgeFilter, AppStore, ClaimParams, Completed, Completion, EmailMessage, Failure, JobFilter,
+    JobFor, JobStore, LeaderParams, NewUser, Onboarding, Page, Release, Store, StoreError,
     StoreResult, StoreTx, User, UserProfile, changed_or_conflict,
 };
+pub use writes::{JobCheck, Writes, check_enqueue};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::{Job, JobId, JobStats, JobStatus, NewJob, Timestamp};
+use crate::{Job, JobId, JobStats, JobStatus, NewJob, Timestamp, Writes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,6 +22,10 @@ pub enum StoreError {
     /// A unique constraint refused the write (for example a user's email).
     #[error("already exists: {0}")]
     Duplicate(String),
+    /// A write that no retry can make acceptable, such as a job whose
+    /// payload its type's schema refuses.
+    #[error("rejected: {0}")]
+    Rejected(String),
     #[error("database error")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -43,6 +47,18 @@ pub struct Completion {
     pub id: JobId,
     pub attempt: i32,
     pub result: Option<serde_json::Value>,
+    /// The job's own writes, committed with its completion or not at all.
+    pub writes: Option<Writes>,
+}
+
+/// What a batch of completions did.
+#[derive(Debug, Default)]
+pub struct Completed {
+    /// The jobs completed, each with its writes; sorted.
+    pub ids: Vec<JobId>,
+    /// Jobs whose lease was still held but whose writes failed: nothing of
+    /// them committed, and the attempt is still to be recorded as failed.
+    pub failed_writes: Vec<(JobId, StoreError)>,
 }
 
 /// A failed attempt; `retry_at` is `None` when the job fails for good.
@@ -126,12 +142,14 @@ pub trait JobStore: Send + Sync {
     async fn job_insert_many(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>>;
     /// Atomically leases due jobs, best first: `priority DESC, scheduled_at, id`.
     async fn job_claim(&self, params: ClaimParams<'_>) -> StoreResult<Vec<Job>>;
-    /// Marks jobs completed; returns the ids whose lease was still held.
+    /// Marks jobs completed, each in one transaction with its writes (the
+    /// completions of a batch commit together); a job whose lease was lost
+    /// is neither completed nor written.
     async fn job_complete_many(
         &self,
         now: Timestamp,
         completions: Vec<Completion>,
-    ) -> StoreResult<Vec<JobId>>;
+    ) -> StoreResult<Completed>;
     /// Records failed attempts; returns the ids whose lease was still held.
     async fn job_fail_many(
         &self,
@@ -220,8 +238,7 @@ pub struct EmailMessage {
     pub sent_at: Option<Timestamp>,
 }
 
-/// Everything the `user_created` job writes, applied in one transaction and
-/// at most once per user however often the job runs.
+/// Everything the `user_created` job writes, committed with its completion.
 #[derive(Clone, Debug)]
 pub struct Onboarding {
     pub user_id: i64,
@@ -229,17 +246,9 @@ pub struct Onboarding {
     pub email_kind: String,
     pub email_subject: String,
     pub email_body: String,
-    /// The job that delivers the email; its payload gets `outbox_id`.
-    pub delivery_job_type: String,
+    /// The job that delivers the email; its payload becomes `{"outbox_id"}`.
+    pub delivery: NewJob,
     pub now: Timestamp,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OnboardOutcome {
-    /// The outbox row of the welcome email (new, or the one from an earlier run).
-    pub outbox_id: i64,
-    /// False when an earlier run had already onboarded this user.
-    pub first_time: bool,
 }
 
 /// A cohort of users by age, both ends inclusive.
@@ -256,13 +265,16 @@ pub trait AppStore: Send + Sync {
     /// Users with an id greater than `after`, oldest first.
     async fn user_list(&self, after: i64, limit: u32) -> StoreResult<Page<User>>;
     async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile>;
-    async fn user_onboard(&self, onboarding: Onboarding) -> StoreResult<OnboardOutcome>;
+    /// A user's onboarding, as the writes of its `user_created` job: the
+    /// profile, the welcome email in the outbox and its delivery job, the
+    /// day's signup count. They fail with `NotFound` when the user is gone.
+    fn user_onboarding(&self, onboarding: Onboarding) -> Writes;
     async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>>;
     /// Signups counted per UTC day, `YYYY-MM-DD`, oldest first.
     async fn signup_stats(&self) -> StoreResult<Vec<(String, i64)>>;
     async fn email_get(&self, id: i64) -> StoreResult<EmailMessage>;
-    /// Marks an outbox row sent; false when it already was.
-    async fn email_mark_sent(&self, id: i64, now: Timestamp) -> StoreResult<bool>;
+    /// Marks an outbox row sent, as the writes of its delivery job.
+    fn email_sent(&self, id: i64, now: Timestamp) -> Writes;
     /// Records that an attempt of a `probe` job started (see the probe job).
     async fn probe_run_start(
         &self,

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tasuki_core::AgeFilter;
-use tasuki_worker::{Handler, JobContext, JobError};
+use tasuki_worker::{Done, Handler, JobContext, JobError};
 
 pub struct DataAnalysis;
 
@@ -103,7 +103,7 @@ impl Handler for DataAnalysis {
         })
     }
 
-    async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Option<Value>, JobError> {
+    async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Done, JobError> {
         let (source, values) = match payload {
             Payload::Values { values } => ("values", values),
             Payload::Cohort { cohort } => {
@@ -116,7 +116,7 @@ impl Handler for DataAnalysis {
             }
         };
         let summary = serde_json::to_value(Summary::of(values)).map_err(JobError::permanent)?;
-        Ok(Some(json!({"source": source, "summary": summary})))
+        Ok(Done::result(json!({"source": source, "summary": summary})))
     }
 }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tasuki_core::EmailMessage;
-use tasuki_worker::{Handler, JobContext, JobError};
+use tasuki_worker::{Done, Handler, JobContext, JobError};
 
 /// Where emails go. A failure is retried with backoff.
 #[async_trait]
@@ -28,6 +28,10 @@ impl EmailSender for LogEmailSender {
         Ok(())
     }
 }
+
+/// Above `user_created`'s: a welcome email goes out before the onboarding
+/// of users who signed up after.
+pub const SEND_EMAIL_PRIORITY: i32 = 2;
 
 pub struct SendEmail {
     sender: Arc<dyn EmailSender>,
@@ -58,15 +62,19 @@ impl Handler for SendEmail {
         })
     }
 
-    async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Option<Value>, JobError> {
+    /// The email leaves the database, so a run that finds it sent (by an
+    /// earlier attempt whose completion committed) does not send it again.
+    async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Done, JobError> {
         let email = ctx.store.email_get(payload.outbox_id).await?;
         if email.sent_at.is_some() {
-            return Ok(Some(json!({"outbox_id": email.id, "already_sent": true})));
+            return Ok(Done::result(
+                json!({"outbox_id": email.id, "already_sent": true}),
+            ));
         }
         self.sender.send(&email).await?;
-        ctx.store.email_mark_sent(email.id, ctx.now()).await?;
-        Ok(Some(
-            json!({"outbox_id": email.id, "recipient": email.recipient}),
-        ))
+        Ok(
+            Done::result(json!({"outbox_id": email.id, "recipient": email.recipient}))
+                .with_writes(ctx.store.email_sent(email.id, ctx.now())),
+        )
     }
 }

@@ -11,7 +11,7 @@ mod user_created;
 use std::sync::Arc;
 
 pub use data_analysis::{DataAnalysis, Summary};
-pub use email::{EmailSender, LogEmailSender, SendEmail};
+pub use email::{EmailSender, LogEmailSender, SEND_EMAIL_PRIORITY, SendEmail};
 pub use probe::Probe;
 pub use user_created::{UserCreated, derive_profile};
 

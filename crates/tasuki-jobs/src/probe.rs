@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tasuki_worker::{Handler, JobContext, JobError};
+use tasuki_worker::{Done, Handler, JobContext, JobError};
 
 pub struct Probe;
 
@@ -37,7 +37,7 @@ impl Handler for Probe {
         })
     }
 
-    async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Option<Value>, JobError> {
+    async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Done, JobError> {
         ctx.store
             .probe_run_start(ctx.job_id, ctx.attempt, &ctx.worker_id, ctx.now())
             .await?;
@@ -54,7 +54,7 @@ impl Handler for Probe {
                 ctx.attempt, payload.fail_attempts
             )));
         }
-        Ok(Some(
+        Ok(Done::result(
             json!({"attempt": ctx.attempt, "slept_ms": sleep.as_millis() as u64}),
         ))
     }

@@ -1,16 +1,36 @@
 //! `user_created`: onboards a new user: one welcome email in the outbox (and
 //! a `send_email` job to deliver it), a profile derived from the additional
-//! properties, and a count in the daily signup statistics, all at most once.
+//! properties, and a count in the daily signup statistics, all committed
+//! with the job's completion.
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tasuki_core::{Onboarding, UserProfile};
-use tasuki_worker::{Handler, JobContext, JobError};
+use tasuki_core::{NewJob, Onboarding, Timestamp, User, UserProfile};
+use tasuki_worker::{Done, Handler, JobContext, JobError};
 
-use crate::{MAX_ID, SendEmail};
+use crate::{MAX_ID, SEND_EMAIL_PRIORITY, SendEmail};
 
 pub struct UserCreated;
+
+/// Below `send_email`'s, so that welcome emails are not starved.
+const PRIORITY: i32 = 1;
+
+impl UserCreated {
+    /// The job that onboards a user who just signed up; the fields outside
+    /// the contract that flexible validation kept go along.
+    pub fn job(user: &User, additional_props: Map<String, Value>, now: Timestamp) -> NewJob {
+        let payload = json!({
+            "user_id": user.id,
+            "user_data": {
+                "id": user.id, "email": user.email, "age": user.age, "name": user.name,
+                "bio": user.bio, "is_active": user.is_active,
+            },
+            "additional_props": additional_props,
+        });
+        NewJob::new(Self::JOB_TYPE, payload, now).priority(PRIORITY)
+    }
+}
 
 #[derive(Deserialize)]
 pub struct Payload {
@@ -56,27 +76,24 @@ impl Handler for UserCreated {
         })
     }
 
-    async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Option<Value>, JobError> {
+    /// Onboarding commits with the job's completion: exactly once per
+    /// completed job, and not at all for an attempt whose lease was lost.
+    async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Done, JobError> {
         let profile = derive_profile(&payload.additional_props);
         let user = &payload.user_data;
         let greeting = user.name.as_deref().unwrap_or(&user.email);
-        let outcome = ctx
-            .store
-            .user_onboard(Onboarding {
-                user_id: payload.user_id,
-                profile: profile.clone(),
-                email_kind: "welcome".into(),
-                email_subject: format!("Welcome, {greeting}!"),
-                email_body: welcome_body(greeting, &profile),
-                delivery_job_type: <SendEmail as Handler>::JOB_TYPE.into(),
-                now: ctx.now(),
-            })
-            .await?;
-        Ok(Some(json!({
-            "outbox_id": outcome.outbox_id,
-            "first_time": outcome.first_time,
-            "profile": profile,
-        })))
+        let now = ctx.now();
+        let writes = ctx.store.user_onboarding(Onboarding {
+            user_id: payload.user_id,
+            profile: profile.clone(),
+            email_kind: "welcome".into(),
+            email_subject: format!("Welcome, {greeting}!"),
+            email_body: welcome_body(greeting, &profile),
+            delivery: NewJob::new(<SendEmail as Handler>::JOB_TYPE, Value::Null, now)
+                .priority(SEND_EMAIL_PRIORITY),
+            now,
+        });
+        Ok(Done::result(json!({ "profile": profile })).with_writes(writes))
     }
 }
 

@@ -4,12 +4,12 @@
 use async_trait::async_trait;
 use serde_json::json;
 use tasuki_core::{
-    AgeFilter, AppStore, EmailMessage, JobId, NewJob, OnboardOutcome, Onboarding, Page, StoreError,
-    StoreResult, Timestamp, User, UserProfile,
+    AgeFilter, AppStore, EmailMessage, JobId, Onboarding, Page, StoreError, StoreResult, Timestamp,
+    User, UserProfile, Writes,
 };
 
-use crate::PgStore;
 use crate::rows::{UserRow, db_error, ts};
+use crate::{PgStore, writes};
 
 #[async_trait]
 impl AppStore for PgStore {
@@ -47,47 +47,34 @@ impl AppStore for PgStore {
         })
     }
 
-    async fn user_onboard(&self, o: Onboarding) -> StoreResult<OnboardOutcome> {
-        let (now, day) = (o.now.to_datetime(), o.now.utc_day());
+    fn user_onboarding(&self, o: Onboarding) -> Writes {
         let tags = json!(o.profile.recommendation_tags);
-        // The delivery job's defaults; its payload is made in SQL.
-        let delivery = NewJob::new(o.delivery_job_type, serde_json::Value::Null, o.now);
-        // A run that waited for the user's lock while another run of the same
-        // job committed does not see that run's email in its snapshot; the
-        // second time it does, and finds the user onboarded.
-        for _ in 0..2 {
-            let outcome = sqlx::query_file!(
-                "queries/user/onboard.sql",
-                o.user_id,
-                now,
-                day,
-                tags,
-                o.profile.region,
-                o.profile.rank,
-                o.email_kind,
-                o.email_subject,
-                o.email_body,
-                delivery.job_type,
-                delivery.priority,
-                delivery.max_retries
-            )
-            .fetch_optional(&self.bookkeeping)
-            .await
-            .map_err(db_error)?
-            .ok_or(StoreError::NotFound)?;
-            if outcome.delivery_enqueued {
-                self.jobs_added();
-            }
-            if let Some(outbox_id) = outcome.outbox_id {
-                return Ok(OnboardOutcome {
-                    outbox_id,
-                    first_time: outcome.first_time,
-                });
-            }
-        }
-        Err(StoreError::Conflict(
-            "the user's welcome email is not visible after another run committed it".into(),
-        ))
+        writes(move |tx| {
+            let (o, tags) = (o.clone(), tags.clone());
+            Box::pin(async move {
+                let onboarded = sqlx::query_file_scalar!(
+                    "queries/user/onboard.sql",
+                    o.user_id,
+                    o.now.to_datetime(),
+                    o.now.utc_day(),
+                    tags,
+                    o.profile.region,
+                    o.profile.rank,
+                    o.email_kind,
+                    o.email_subject,
+                    o.email_body
+                )
+                .fetch_optional(tx.conn())
+                .await?
+                .ok_or(StoreError::NotFound)?;
+                if let Some(outbox_id) = onboarded {
+                    let mut delivery = o.delivery;
+                    delivery.payload = json!({ "outbox_id": outbox_id });
+                    tx.enqueue(delivery).await?;
+                }
+                Ok(())
+            })
+        })
     }
 
     async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>> {
@@ -121,12 +108,15 @@ impl AppStore for PgStore {
         })
     }
 
-    async fn email_mark_sent(&self, id: i64, now: Timestamp) -> StoreResult<bool> {
-        let done = sqlx::query_file!("queries/email/mark_sent.sql", id, now.to_datetime())
-            .execute(&self.bookkeeping)
-            .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected() == 1)
+    fn email_sent(&self, id: i64, now: Timestamp) -> Writes {
+        writes(move |tx| {
+            Box::pin(async move {
+                sqlx::query_file!("queries/email/mark_sent.sql", id, now.to_datetime())
+                    .execute(tx.conn())
+                    .await?;
+                Ok(())
+            })
+        })
     }
 
     async fn probe_run_start(

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tasuki_core::{
-    ClaimParams, Completion, Failure, Job, JobFilter, JobId, JobStats, JobStatus, JobStore,
-    LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp, changed_or_conflict,
+    ClaimParams, Completed, Completion, Failure, Job, JobFilter, JobId, JobStats, JobStatus,
+    JobStore, LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp,
+    changed_or_conflict,
 };
 
 use crate::PgStore;
@@ -28,7 +29,7 @@ pub(crate) async fn insert(conn: &mut sqlx::PgConnection, job: NewJob) -> StoreR
     .try_into()
 }
 
-fn ids(ids: Vec<i64>) -> Vec<JobId> {
+pub(crate) fn ids(ids: Vec<i64>) -> Vec<JobId> {
     let mut ids: Vec<JobId> = ids.into_iter().map(JobId).collect();
     ids.sort_unstable();
     ids
@@ -113,27 +114,17 @@ impl JobStore for PgStore {
         &self,
         now: Timestamp,
         completions: Vec<Completion>,
-    ) -> StoreResult<Vec<JobId>> {
+    ) -> StoreResult<Completed> {
         if completions.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Completed::default());
         }
-        let (mut job_ids, mut attempts, mut results) = (Vec::new(), Vec::new(), Vec::new());
-        for c in completions {
-            job_ids.push(c.id.0);
-            attempts.push(c.attempt);
-            results.push(c.result);
+        let mut tx = self.bookkeeping.begin().await.map_err(db_error)?;
+        let (completed, enqueued) = crate::tx::complete(&mut tx, now, &completions).await?;
+        tx.commit().await.map_err(db_error)?;
+        if enqueued {
+            self.jobs_added();
         }
-        let done = sqlx::query_file_scalar!(
-            "queries/job/complete_many.sql",
-            now.to_datetime(),
-            &job_ids,
-            &attempts,
-            &results as &[Option<serde_json::Value>]
-        )
-        .fetch_all(&self.bookkeeping)
-        .await
-        .map_err(db_error)?;
-        Ok(ids(done))
+        Ok(completed)
     }
 
     async fn job_fail_many(

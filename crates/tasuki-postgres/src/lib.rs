@@ -19,6 +19,7 @@ mod jobs;
 mod listen;
 mod rows;
 mod signup;
+mod tx;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,8 @@ use tasuki_core::{
     Timestamp, User,
 };
 use tokio::sync::Notify;
+
+pub use crate::tx::{Error, Tx, writes};
 
 use crate::rows::{UserRow, db_error};
 

@@ -2,16 +2,17 @@
 //! the email outbox and probe runs.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, named_params};
+use rusqlite::{Connection, OptionalExtension, named_params};
 use tasuki_core::{
-    AgeFilter, AppStore, EmailMessage, JobId, NewJob, NewUser, OnboardOutcome, Onboarding, Page,
-    StoreError, StoreResult, Timestamp, User, UserProfile,
+    AgeFilter, AppStore, EmailMessage, JobId, NewUser, Onboarding, Page, StoreError, StoreResult,
+    Timestamp, User, UserProfile, Writes,
 };
 
 use crate::SqliteStore;
 use crate::queries;
 use crate::rows::{self, Error, corrupt};
 use crate::writer::Commit;
+use crate::{Tx, writes};
 
 pub(crate) fn insert_user(conn: &Connection, user: NewUser, now: Timestamp) -> Result<User, Error> {
     let additional = user
@@ -30,50 +31,38 @@ pub(crate) fn insert_user(conn: &Connection, user: NewUser, now: Timestamp) -> R
     rows::one(rows, rows::user)
 }
 
-/// A `user_created` job's effects, the statements of `queries/user/onboard/`
-/// in order; `changes()` and `last_insert_rowid()` carry from one to the next.
-/// `None` when the user does not exist; else the outcome, and whether the
-/// email's delivery job was enqueued.
-fn onboard(
-    conn: &Connection,
-    o: &Onboarding,
-    tags: &str,
-) -> Result<Option<(OnboardOutcome, bool)>, Error> {
-    let (user, now) = (o.user_id, o.now.as_micros());
-    // The delivery job's defaults; its payload is made in SQL.
-    let delivery = NewJob::new(o.delivery_job_type.clone(), serde_json::Value::Null, o.now);
-    conn.prepare_cached(queries::ONBOARD_COUNT.sql)?
-        .execute(named_params! {":day": o.now.utc_day(), ":user_id": user})?;
-    conn.prepare_cached(queries::ONBOARD_PROFILE.sql)?
+/// A `user_created` job's writes, the statements of `queries/user/onboard/`.
+fn onboard(tx: &Tx<'_>, o: &Onboarding, tags: &str) -> Result<(), Error> {
+    let (conn, user, now) = (tx.conn(), o.user_id, o.now.as_micros());
+    let profiled = conn
+        .prepare_cached(queries::ONBOARD_PROFILE.sql)?
         .execute(named_params! {
             ":tags": tags, ":region": o.profile.region, ":rank": o.profile.rank,
             ":now": now, ":user_id": user,
         })?;
-    conn.prepare_cached(queries::ONBOARD_EMAIL.sql)?
-        .execute(named_params! {
-            ":kind": o.email_kind, ":subject": o.email_subject, ":body": o.email_body,
-            ":now": now, ":user_id": user,
-        })?;
-    conn.prepare_cached(queries::ONBOARD_DELIVERY.sql)?
-        .execute(named_params! {
-            ":job_type": delivery.job_type, ":priority": delivery.priority,
-            ":max_retries": delivery.max_retries, ":now": now,
-        })?;
-    let mut statement = conn.prepare_cached(queries::ONBOARD_OUTCOME.sql)?;
-    let mut rows = statement.query(named_params! {":kind": o.email_kind, ":user_id": user})?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let (outbox_id, first_time, enqueued): (i64, bool, bool) =
-        (row.get(0)?, row.get(1)?, row.get(2)?);
-    drop(rows);
+    if profiled == 0 {
+        return Err(StoreError::NotFound.into());
+    }
     conn.prepare_cached(queries::ONBOARD_MARK.sql)?
         .execute(named_params! {":now": now, ":user_id": user})?;
-    let outcome = OnboardOutcome {
-        outbox_id,
-        first_time,
-    };
-    Ok(Some((outcome, enqueued)))
+    let email: Option<i64> = conn
+        .prepare_cached(queries::ONBOARD_EMAIL.sql)?
+        .query_row(
+            named_params! {
+                ":kind": o.email_kind, ":subject": o.email_subject, ":body": o.email_body,
+                ":now": now, ":user_id": user,
+            },
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(outbox_id) = email {
+        conn.prepare_cached(queries::ONBOARD_COUNT.sql)?
+            .execute(named_params! {":day": o.now.utc_day()})?;
+        let mut delivery = o.delivery.clone();
+        delivery.payload = serde_json::json!({ "outbox_id": outbox_id });
+        tx.enqueue(delivery)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -115,19 +104,9 @@ impl AppStore for SqliteStore {
             .await
     }
 
-    async fn user_onboard(&self, o: Onboarding) -> StoreResult<OnboardOutcome> {
-        let tags = serde_json::to_string(&o.profile.recommendation_tags)
-            .map_err(|e| StoreError::Database(Box::new(e)))?;
-        let (outcome, enqueued) = self
-            .writer
-            .write(Commit::Bookkeeping, move |conn| {
-                Ok(onboard(conn, &o, &tags)?.ok_or(StoreError::NotFound)?)
-            })
-            .await?;
-        if enqueued {
-            self.jobs_added();
-        }
-        Ok(outcome)
+    fn user_onboarding(&self, o: Onboarding) -> Writes {
+        let tags = serde_json::Value::from(o.profile.recommendation_tags.clone()).to_string();
+        writes(move |tx| onboard(tx, &o, &tags))
     }
 
     async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>> {
@@ -174,16 +153,14 @@ impl AppStore for SqliteStore {
             .await
     }
 
-    async fn email_mark_sent(&self, id: i64, now: Timestamp) -> StoreResult<bool> {
+    fn email_sent(&self, id: i64, now: Timestamp) -> Writes {
         let at = now.as_micros();
-        self.writer
-            .write(Commit::Bookkeeping, move |conn| {
-                let changed = conn
-                    .prepare_cached(queries::EMAIL_MARK_SENT.sql)?
-                    .execute((id, at))?;
-                Ok(changed == 1)
-            })
-            .await
+        writes(move |tx| {
+            tx.conn()
+                .prepare_cached(queries::EMAIL_MARK_SENT.sql)?
+                .execute((id, at))?;
+            Ok(())
+        })
     }
 
     async fn probe_run_start(

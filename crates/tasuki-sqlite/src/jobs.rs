@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
 use tasuki_core::{
-    ClaimParams, Completion, Failure, Job, JobFilter, JobId, JobStats, JobStatus, JobStore,
-    LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp, changed_or_conflict,
+    ClaimParams, Completed, Completion, Failure, Job, JobFilter, JobId, JobStats, JobStatus,
+    JobStore, LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp,
+    changed_or_conflict,
 };
 
 use crate::SqliteStore;
@@ -65,7 +66,7 @@ pub(crate) fn insert_many(conn: &Connection, new_jobs: &[NewJob]) -> Result<Vec<
 }
 
 /// Runs a statement that returns job ids; sorted.
-fn returned_ids(
+pub(crate) fn returned_ids(
     conn: &Connection,
     query: &Query,
     params: impl rusqlite::Params,
@@ -96,7 +97,7 @@ fn json_array(items: impl Iterator<Item = serde_json::Value>) -> String {
 
 /// `{"<id>": value, …}`: one JSON object parameter keyed by job id, whose
 /// scalar values `json_each` reads without parsing a nested object per row.
-fn by_id<V: std::fmt::Display>(entries: impl Iterator<Item = (JobId, V)>) -> String {
+pub(crate) fn by_id<V: std::fmt::Display>(entries: impl Iterator<Item = (JobId, V)>) -> String {
     let mut object = String::from("{");
     for (i, (id, value)) in entries.enumerate() {
         if i > 0 {
@@ -155,22 +156,20 @@ impl JobStore for SqliteStore {
         &self,
         now: Timestamp,
         completions: Vec<Completion>,
-    ) -> StoreResult<Vec<JobId>> {
+    ) -> StoreResult<Completed> {
         if completions.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Completed::default());
         }
-        let attempts = by_id(completions.iter().map(|c| (c.id, c.attempt)));
-        let results = by_id(
-            completions
-                .iter()
-                .filter_map(|c| Some((c.id, c.result.as_ref()?))),
-        );
-        let now = now.as_micros();
-        self.writer
+        let (completed, enqueued) = self
+            .writer
             .write(Commit::Bookkeeping, move |conn| {
-                returned_ids(conn, &queries::JOB_COMPLETE_MANY, (now, attempts, results))
+                crate::tx::complete(conn, now, &completions)
             })
-            .await
+            .await?;
+        if enqueued {
+            self.jobs_added();
+        }
+        Ok(completed)
     }
 
     async fn job_fail_many(

@@ -12,6 +12,7 @@ mod migrate;
 mod queries;
 mod read;
 mod rows;
+mod tx;
 mod watch;
 mod writer;
 
@@ -26,6 +27,9 @@ use tasuki_core::{
     Job, JobFor, JobId, NewJob, NewUser, Store, StoreError, StoreResult, StoreTx, Timestamp, User,
 };
 use tokio::sync::Notify;
+
+pub use crate::rows::Error;
+pub use crate::tx::{Tx, writes};
 
 use crate::read::Readers;
 use crate::writer::{Commit, Session, Writer};

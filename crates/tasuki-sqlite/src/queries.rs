@@ -34,6 +34,7 @@ queries! {
     JOB_INSERT_MANY = "job/insert_many.sql" => &[];
     JOB_CLAIM = "job/claim.sql" => JOB;
     JOB_COMPLETE_MANY = "job/complete_many.sql" => &["id"];
+    JOB_HELD = "job/held.sql" => &["id"];
     JOB_FAIL_MANY = "job/fail_many.sql" => &["id"];
     JOB_RELEASE_MANY = "job/release_many.sql" => &["id"];
     JOB_HEARTBEAT = "job/heartbeat.sql" => &[];
@@ -53,12 +54,10 @@ queries! {
     USER_LIST = "user/list.sql" => USER;
     USER_AGES = "user/ages.sql" => &["age"];
     USER_PROFILE_GET = "user/profile_get.sql" => &["recommendation_tags", "region", "rank"];
-    ONBOARD_COUNT = "user/onboard/count.sql" => &[];
     ONBOARD_PROFILE = "user/onboard/profile.sql" => &[];
-    ONBOARD_EMAIL = "user/onboard/email.sql" => &[];
-    ONBOARD_DELIVERY = "user/onboard/delivery.sql" => &[];
-    ONBOARD_OUTCOME = "user/onboard/outcome.sql" => &["outbox_id", "first_time", "delivery_enqueued"];
     ONBOARD_MARK = "user/onboard/mark.sql" => &[];
+    ONBOARD_EMAIL = "user/onboard/email.sql" => &["id"];
+    ONBOARD_COUNT = "user/onboard/count.sql" => &[];
     SIGNUP_STATS = "signup/stats.sql" => &["day", "signups"];
     EMAIL_GET = "email/get.sql" => &["id", "user_id", "kind", "recipient", "subject", "body", "sent_at"];
     EMAIL_MARK_SENT = "email/mark_sent.sql" => &[];

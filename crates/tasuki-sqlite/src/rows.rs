@@ -5,9 +5,10 @@ use rusqlite::{ErrorCode, Row};
 use tasuki_core::{AttemptError, Job, JobId, StoreError, StoreResult, Timestamp, User};
 
 /// What a store's statements fail with: SQLite's errors and the core's
-/// (a corrupt row, a missing one), so that `?` takes both.
+/// (a corrupt row, a missing one), so that `?` takes both. A job's writes
+/// return it too.
 #[derive(Debug)]
-pub(crate) enum Error {
+pub enum Error {
     Sqlite(rusqlite::Error),
     Store(StoreError),
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
-use tasuki_core::{Clock, FailureKind, JobId, Store, StoreError, Timestamp};
+use tasuki_core::{Clock, FailureKind, JobId, Store, StoreError, Timestamp, Writes};
 
 /// A failed attempt, and what should happen next.
 #[derive(Debug, thiserror::Error)]
@@ -47,13 +47,14 @@ impl JobError {
 }
 
 /// A store error inside a handler is worth another attempt, except a missing
-/// row, which will still be missing next time.
+/// row, which will still be missing next time, and a rejected write.
 impl From<StoreError> for JobError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => {
                 JobError::Permanent("a row the job needs does not exist".into())
             }
+            StoreError::Rejected(why) => JobError::Permanent(why),
             other => JobError::Retry(format!("store: {}", error_chain(&other))),
         }
     }
@@ -89,6 +90,33 @@ impl JobContext {
     }
 }
 
+/// A successful attempt: the result to store with the job, and the job's
+/// own writes, which commit with its completion or not at all.
+#[derive(Debug, Default)]
+pub struct Done {
+    pub result: Option<serde_json::Value>,
+    pub writes: Option<Writes>,
+}
+
+impl Done {
+    /// Done, with a result to store.
+    pub fn result(result: serde_json::Value) -> Self {
+        Self {
+            result: Some(result),
+            writes: None,
+        }
+    }
+
+    /// Done, once `writes` commit with the completion. Build them with the
+    /// engine's `writes` (`tasuki_sqlite::writes`, `tasuki_postgres::writes`);
+    /// the jobs they enqueue are checked against their types' schemas.
+    #[must_use]
+    pub fn with_writes(mut self, writes: Writes) -> Self {
+        self.writes = Some(writes);
+        self
+    }
+}
+
 /// One job type. Register it with [`crate::Registry::register`].
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
@@ -104,23 +132,16 @@ pub trait Handler: Send + Sync + 'static {
         None
     }
 
-    /// Runs one attempt; `Ok` may carry a result to store with the job.
-    async fn handle(
-        &self,
-        ctx: &JobContext,
-        payload: Self::Payload,
-    ) -> Result<Option<serde_json::Value>, JobError>;
+    /// Runs one attempt; `Ok` may carry a result to store with the job and
+    /// writes to commit with its completion.
+    async fn handle(&self, ctx: &JobContext, payload: Self::Payload) -> Result<Done, JobError>;
 }
 
 /// A handler with its payload type erased, as the registry keeps it.
 #[async_trait]
 pub(crate) trait DynHandler: Send + Sync {
     fn timeout(&self) -> Option<Duration>;
-    async fn call(
-        &self,
-        ctx: &JobContext,
-        payload: &str,
-    ) -> Result<Option<serde_json::Value>, JobError>;
+    async fn call(&self, ctx: &JobContext, payload: &str) -> Result<Done, JobError>;
 }
 
 #[async_trait]
@@ -129,11 +150,7 @@ impl<H: Handler> DynHandler for H {
         Handler::timeout(self)
     }
 
-    async fn call(
-        &self,
-        ctx: &JobContext,
-        payload: &str,
-    ) -> Result<Option<serde_json::Value>, JobError> {
+    async fn call(&self, ctx: &JobContext, payload: &str) -> Result<Done, JobError> {
         let payload = serde_json::from_str(payload)
             .map_err(|e| JobError::permanent(format!("payload does not parse: {e}")))?;
         self.handle(ctx, payload).await

@@ -11,7 +11,7 @@ mod shared;
 mod worker;
 
 pub use config::WorkerConfig;
-pub use handler::{Handler, JobContext, JobError};
+pub use handler::{Done, Handler, JobContext, JobError};
 pub use registry::{
     EnqueueError, Registry, Violation, canonical_integers, child_pointer, violations,
 };

@@ -115,6 +115,17 @@ impl Registry {
     }
 }
 
+/// The jobs that a job's writes enqueue are checked like every other enqueue.
+impl tasuki_core::JobCheck for Registry {
+    fn check(&self, job: &mut tasuki_core::NewJob) -> Result<(), String> {
+        let payload = std::mem::take(&mut job.payload);
+        job.payload = self
+            .prepare(&job.job_type, payload)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
 /// Rewrites whole numbers written as floats (`5.0`, `1e3`) as integers, at
 /// any depth. JSON Schema counts them as integers, so they pass validation;
 /// this makes them integers for every reader after it too.
@@ -170,7 +181,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{JobContext, JobError};
+    use crate::{Done, JobContext, JobError};
 
     struct Greet;
 
@@ -191,8 +202,8 @@ mod tests {
             })
         }
 
-        async fn handle(&self, _: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
-            Ok(None)
+        async fn handle(&self, _: &JobContext, _: Value) -> Result<Done, JobError> {
+            Ok(Done::default())
         }
     }
 

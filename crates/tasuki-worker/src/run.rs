@@ -1,14 +1,15 @@
 //! Running one attempt and recording finished attempts in batches.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use tasuki_core::{Completion, Failure, Job, JobId, RetryDecision};
+use tasuki_core::{Completion, Failure, Job, JobId, RetryDecision, Timestamp};
 
 use crate::JobContext;
-use crate::handler::JobError;
+use crate::handler::{Done, JobError};
 use crate::shared::Shared;
 
 /// A finished attempt, waiting to be written.
@@ -19,7 +20,7 @@ pub(crate) struct Outcome {
     pub(crate) retry_count: i32,
     pub(crate) max_retries: i32,
     pub(crate) duration: Duration,
-    pub(crate) result: Result<Option<serde_json::Value>, JobError>,
+    pub(crate) result: Result<Done, JobError>,
 }
 
 impl Shared {
@@ -72,50 +73,58 @@ impl Shared {
         }
     }
 
-    /// Writes finished attempts: completions in one statement, failures in another.
-    pub(crate) async fn record(&self, outcomes: Vec<Outcome>) {
+    /// Writes finished attempts: the completions (each with its writes) in
+    /// one transaction, the failures in one statement beside it. An attempt
+    /// whose writes failed is then recorded as failed.
+    pub(crate) async fn record(&self, mut outcomes: Vec<Outcome>) {
         let now = self.clock.now();
         let mut completions = Vec::new();
         let mut failures = Vec::new();
-        for outcome in &outcomes {
-            match &outcome.result {
-                Ok(result) => completions.push(Completion {
+        for outcome in &mut outcomes {
+            if let Ok(done) = &mut outcome.result {
+                completions.push(Completion {
                     id: outcome.id,
                     attempt: outcome.attempt,
-                    result: result.clone(),
-                }),
-                Err(error) => {
-                    let decision = self.config.retry.decide(
-                        outcome.retry_count,
-                        outcome.max_retries,
-                        error.kind(),
-                        now,
-                        fastrand::f64(),
-                    );
-                    failures.push(Failure {
-                        id: outcome.id,
-                        attempt: outcome.attempt,
-                        error: error.to_string(),
-                        retry_at: match decision {
-                            RetryDecision::RetryAt(at) => Some(at),
-                            RetryDecision::Fail => None,
-                        },
-                    });
-                }
+                    result: done.result.take(),
+                    writes: done
+                        .writes
+                        .take()
+                        .map(|w| w.checked_by(self.registry.clone())),
+                });
+            } else {
+                failures.extend(self.failure(outcome, now));
             }
         }
-        let retry_at: std::collections::HashMap<JobId, _> =
-            failures.iter().map(|f| (f.id, f.retry_at)).collect();
-        let (completed, failed) = tokio::join!(
+        let (completed, mut failed) = tokio::join!(
             self.write("complete", completions, |c| self
                 .store
                 .job_complete_many(now, c)),
-            self.write("fail", failures, |f| self.store.job_fail_many(now, f)),
+            self.write("fail", failures.clone(), |f| self
+                .store
+                .job_fail_many(now, f)),
         );
+        if !completed.failed_writes.is_empty() {
+            let mut failed_writes = Vec::new();
+            for (id, error) in completed.failed_writes {
+                if let Some(outcome) = outcomes.iter_mut().find(|o| o.id == id) {
+                    outcome.result = Err(JobError::from(error));
+                    failed_writes.extend(self.failure(outcome, now));
+                }
+            }
+            failed.extend(
+                self.write("fail", failed_writes.clone(), |f| {
+                    self.store.job_fail_many(now, f)
+                })
+                .await,
+            );
+            failed.sort_unstable();
+            failures.extend(failed_writes);
+        }
+        let retry_at: HashMap<JobId, _> = failures.iter().map(|f| (f.id, f.retry_at)).collect();
         self.let_go(outcomes.iter().map(|o| o.id));
         for outcome in outcomes {
             let accepted = match outcome.result {
-                Ok(_) => completed.binary_search(&outcome.id).is_ok(),
+                Ok(_) => completed.ids.binary_search(&outcome.id).is_ok(),
                 Err(_) => failed.binary_search(&outcome.id).is_ok(),
             };
             self.log(
@@ -126,20 +135,41 @@ impl Shared {
         }
     }
 
+    /// A failed attempt as the store records it, with when to retry.
+    fn failure(&self, outcome: &Outcome, now: Timestamp) -> Option<Failure> {
+        let error = outcome.result.as_ref().err()?;
+        let decision = self.config.retry.decide(
+            outcome.retry_count,
+            outcome.max_retries,
+            error.kind(),
+            now,
+            fastrand::f64(),
+        );
+        Some(Failure {
+            id: outcome.id,
+            attempt: outcome.attempt,
+            error: error.to_string(),
+            retry_at: match decision {
+                RetryDecision::RetryAt(at) => Some(at),
+                RetryDecision::Fail => None,
+            },
+        })
+    }
+
     /// One batched write, retried while the database refuses it, so that a
     /// finished attempt is not lost to a passing error.
-    async fn write<T: Clone, F, Fut>(&self, what: &str, items: Vec<T>, write: F) -> Vec<JobId>
+    async fn write<T: Clone, R: Default, F, Fut>(&self, what: &str, items: Vec<T>, write: F) -> R
     where
         F: Fn(Vec<T>) -> Fut,
-        Fut: std::future::Future<Output = tasuki_core::StoreResult<Vec<JobId>>>,
+        Fut: std::future::Future<Output = tasuki_core::StoreResult<R>>,
     {
         if items.is_empty() {
-            return Vec::new();
+            return R::default();
         }
         let mut delay = Duration::from_millis(10);
         loop {
             match write(items.clone()).await {
-                Ok(ids) => return ids,
+                Ok(written) => return written,
                 Err(error) if delay < self.config.lease => {
                     tracing::warn!(worker_id = %self.config.id, error = ?error, "cannot {what} jobs; trying again");
                     tokio::time::sleep(delay).await;
@@ -149,13 +179,13 @@ impl Shared {
                     // The caller lets these jobs go: no heartbeat renews them,
                     // their leases expire and they are rescued.
                     tracing::error!(worker_id = %self.config.id, error = ?error, "cannot {what} jobs; their leases will expire and they will run again");
-                    return Vec::new();
+                    return R::default();
                 }
             }
         }
     }
 
-    fn log(&self, o: &Outcome, accepted: bool, retry_at: Option<tasuki_core::Timestamp>) {
+    fn log(&self, o: &Outcome, accepted: bool, retry_at: Option<Timestamp>) {
         let status = match (&o.result, accepted, retry_at) {
             (_, false, _) => "lease_lost",
             (Ok(_), true, _) => "completed",

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use tasuki_api::{ApiConfig, ValidationMode};
-use tasuki_core::{ClaimParams, Completion, Failure, JobId, Timestamp};
+use tasuki_core::{ClaimParams, Failure, Timestamp};
 
 use crate::helpers::{spawn_app, spawn_with, test_config};
 use tasuki_conformance::Engine;
@@ -114,11 +114,6 @@ async fn get_list_stats_retry_and_cancel(engine: Engine) {
         retry_at: None,
     };
     app.store.job_fail_many(now, vec![failure]).await.unwrap();
-    let _ = Completion {
-        id: JobId(0),
-        attempt: 0,
-        result: None,
-    };
 
     let job = app.get("/jobs/{id}", &format!("/jobs/{}", ids[0])).await;
     assert_eq!(

@@ -7,8 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use tasuki_conformance::{Engine, TestDb};
-use tasuki_core::{Clock, Job, JobId, ManualClock, NewJob, Store, Timestamp};
-use tasuki_worker::{Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
+use tasuki_core::{
+    Clock, Job, JobId, ManualClock, NewJob, Onboarding, Store, Timestamp, UserProfile,
+};
+use tasuki_worker::{Done, Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
 use tokio::sync::{Notify, mpsc};
 
 pub(crate) const T0: Timestamp = Timestamp::from_micros(1_767_225_600_000_000);
@@ -38,6 +40,7 @@ impl Env {
             .register(Panics)
             .register(Sleeps)
             .register(Permanent)
+            .register(Onboards)
             .register(Signals {
                 started: tx,
                 gate: gate.clone(),
@@ -93,8 +96,8 @@ impl Handler for Echo {
         json!({"type": "object"})
     }
 
-    async fn handle(&self, _: &JobContext, payload: Value) -> Result<Option<Value>, JobError> {
-        Ok(Some(payload))
+    async fn handle(&self, _: &JobContext, payload: Value) -> Result<Done, JobError> {
+        Ok(Done::result(payload))
     }
 }
 
@@ -112,14 +115,14 @@ impl Handler for Flaky {
         json!({"type": "object", "required": ["fail"]})
     }
 
-    async fn handle(&self, _: &JobContext, p: FlakyPayload) -> Result<Option<Value>, JobError> {
+    async fn handle(&self, _: &JobContext, p: FlakyPayload) -> Result<Done, JobError> {
         if self.failures.fetch_add(1, Ordering::SeqCst) < p.fail {
             return Err(match p.after_ms {
                 Some(ms) => JobError::retry_after("not yet", Duration::from_millis(ms)),
                 None => JobError::retry("not yet"),
             });
         }
-        Ok(None)
+        Ok(Done::default())
     }
 }
 
@@ -140,7 +143,7 @@ impl Handler for Panics {
         json!({})
     }
 
-    async fn handle(&self, _: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+    async fn handle(&self, _: &JobContext, _: Value) -> Result<Done, JobError> {
         panic!("the handler lost its mind")
     }
 }
@@ -157,7 +160,7 @@ impl Handler for Sleeps {
         json!({})
     }
 
-    async fn handle(&self, _: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+    async fn handle(&self, _: &JobContext, _: Value) -> Result<Done, JobError> {
         std::future::pending().await
     }
 }
@@ -173,8 +176,41 @@ impl Handler for Permanent {
         json!({})
     }
 
-    async fn handle(&self, _: &JobContext, _: Value) -> Result<Option<Value>, JobError> {
+    async fn handle(&self, _: &JobContext, _: Value) -> Result<Done, JobError> {
         Err(JobError::permanent("this can never work"))
+    }
+}
+
+/// Onboards a user with writes that commit with its completion; the
+/// welcome email's delivery job is of type `delivery`.
+struct Onboards;
+
+#[derive(serde::Deserialize)]
+pub(crate) struct OnboardsPayload {
+    user_id: i64,
+    delivery: String,
+}
+
+#[async_trait]
+impl Handler for Onboards {
+    const JOB_TYPE: &'static str = "onboards";
+    type Payload = OnboardsPayload;
+
+    fn schema() -> Value {
+        json!({"type": "object", "required": ["user_id", "delivery"]})
+    }
+
+    async fn handle(&self, ctx: &JobContext, p: OnboardsPayload) -> Result<Done, JobError> {
+        let writes = ctx.store.user_onboarding(Onboarding {
+            user_id: p.user_id,
+            profile: UserProfile::default(),
+            email_kind: "welcome".into(),
+            email_subject: "Welcome".into(),
+            email_body: "Hello".into(),
+            delivery: NewJob::new(p.delivery, Value::Null, ctx.now()),
+            now: ctx.now(),
+        });
+        Ok(Done::result(json!({"onboarded": p.user_id})).with_writes(writes))
     }
 }
 
@@ -193,12 +229,12 @@ impl Handler for Signals {
         json!({"type": "object"})
     }
 
-    async fn handle(&self, ctx: &JobContext, p: Value) -> Result<Option<Value>, JobError> {
+    async fn handle(&self, ctx: &JobContext, p: Value) -> Result<Done, JobError> {
         let _ = self.started.send(ctx.job_id);
         if p["wait"] == json!(true) {
             self.gate.notified().await;
         }
-        Ok(Some(json!({"attempt": ctx.attempt})))
+        Ok(Done::result(json!({"attempt": ctx.attempt})))
     }
 }
 

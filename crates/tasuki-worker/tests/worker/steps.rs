@@ -198,7 +198,56 @@ async fn maintenance_rescues_lost_leases_and_deletes_old_jobs(engine: Engine) {
     );
 }
 
+/// A job's writes commit with its completion, and the jobs they enqueue
+/// are checked by the registry: writes that fail, or enqueue a job that
+/// the registry refuses, fail the attempt and leave nothing behind.
+async fn writes_commit_with_the_completion_or_fail_the_attempt(engine: Engine) {
+    let env = Env::new(engine).await;
+    let mut tx = env.store.begin().await.unwrap();
+    let user = tx
+        .user_insert(tasuki_conformance::new_user("ada@example.com", 36), T0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let refused = env
+        .enqueue(
+            "onboards",
+            json!({"user_id": user.id, "delivery": "nobody"}),
+        )
+        .await;
+    let gone = env
+        .enqueue("onboards", json!({"user_id": 987_654, "delivery": "echo"}))
+        .await;
+    assert_eq!(env.worker().run_once().await.unwrap(), 2);
+    for (id, message) in [
+        (refused, "unknown job type `nobody`"),
+        (gone, "a row the job needs does not exist"),
+    ] {
+        let job = env.job(id).await;
+        assert_eq!((job.status, job.retry_count), (JobStatus::Failed, 0));
+        let error = job.error_message.unwrap_or_default();
+        assert!(error.starts_with(message), "{error}");
+    }
+    assert!(matches!(
+        env.store.user_profile_get(user.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let onboards = env
+        .enqueue("onboards", json!({"user_id": user.id, "delivery": "echo"}))
+        .await;
+    assert_eq!(env.worker().run_once().await.unwrap(), 1);
+    let job = env.job(onboards).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.result, Some(json!({"onboarded": user.id})));
+    assert!(env.store.user_profile_get(user.id).await.is_ok());
+    // The delivery job it enqueued runs next.
+    assert_eq!(env.worker().drain().await.unwrap(), 1);
+    assert_eq!(env.store.signup_stats().await.unwrap().len(), 1);
+}
+
 tasuki_conformance::engine_tests!(
+    writes_commit_with_the_completion_or_fail_the_attempt,
     maintenance_rescues_lost_leases_and_deletes_old_jobs,
     drain_runs_every_due_job_and_stores_results,
     failures_retry_with_persisted_backoff_until_success,

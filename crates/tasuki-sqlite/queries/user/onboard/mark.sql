@@ -1,2 +1,2 @@
 -- The user, onboarded.
-UPDATE users SET onboarded_at = :now WHERE id = :user_id AND onboarded_at IS NULL
+UPDATE users SET onboarded_at = coalesce(onboarded_at, :now) WHERE id = :user_id
