@@ -5,7 +5,7 @@
 //! - `sqlx-check`: fails when the committed `.sqlx/` data is not current.
 //! - `check-core`: fails when the core crate depends on I/O (sqlx, tokio, axum…).
 //! - `fuzz-contract`: schemathesis against a running `tasuki run`, all checks.
-//! - `bench queue|http|peers|idle [ARGS]`: the benchmarks, built in release mode.
+//! - `bench queue|http|peers|idle|pipeline [ARGS]`: the benchmarks, built in release mode.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,7 +25,7 @@ fn main() -> Result<()> {
         Some("fuzz-contract") => fuzz::contract(&root),
         Some("bench") => bench(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-core | fuzz-contract | bench queue|http|peers|idle [ARGS]>"
+            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-core | fuzz-contract | bench queue|http|peers|idle|pipeline [ARGS]>"
         ),
     }
 }

@@ -15,10 +15,15 @@
 //! `http` loads `POST /users` of the real `tasuki run` with wrk, and in the
 //! same run a baseline server that this crate builds: a bare axum handler
 //! doing the same insert, with no validation and no job.
+//!
+//! `pipeline` drives the release binary alone: the signup jobs (which
+//! write) drained beside jobs that write nothing, then `tasuki run` under
+//! signups offered open loop at fixed rates, to the email sent.
 
 mod http;
 mod idle;
 mod peers;
+mod pipeline;
 mod queue;
 mod raw;
 
@@ -45,6 +50,8 @@ enum Command {
     Peers(peers::PeersArgs),
     /// CPU and memory of an idle `tasuki run` and `tasuki worker`.
     Idle(idle::IdleArgs),
+    /// The signup pipeline of the release binary: its drain against no-write jobs, then open-loop load end to end.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,5 +66,6 @@ fn main() -> anyhow::Result<()> {
         Command::Baseline(args) => runtime.block_on(http::baseline(args)),
         Command::Peers(args) => runtime.block_on(peers::run(args)),
         Command::Idle(args) => runtime.block_on(idle::run(args)),
+        Command::Pipeline(args) => runtime.block_on(pipeline::run(args)),
     }
 }
