@@ -3,7 +3,9 @@
 //! - `sqlx-prepare`: regenerates the PostgreSQL store's `.sqlx/` offline query data
 //!   from a scratch database built by the crate's own migrations.
 //! - `sqlx-check`: fails when the committed `.sqlx/` data is not current.
-//! - `check-core`: fails when the core crate depends on I/O (sqlx, tokio, axum…).
+//! - `check-layers`: fails when the core crate depends on I/O (sqlx, tokio,
+//!   axum…), or a queue crate depends on the application or names one of its
+//!   tables.
 //! - `fuzz-contract`: schemathesis against a running `tasuki run`, all checks.
 //! - `bench queue|http|peers|idle|pipeline [ARGS]`: the benchmarks, built in release mode.
 
@@ -21,33 +23,80 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("sqlx-prepare") => sqlx_data::prepare(&root),
         Some("sqlx-check") => sqlx_data::check(&root),
-        Some("check-core") => check_core(&root),
+        Some("check-layers") => check_layers(&root),
         Some("fuzz-contract") => fuzz::contract(&root),
         Some("bench") => bench(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-core | fuzz-contract | bench queue|http|peers|idle|pipeline [ARGS]>"
+            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-layers | fuzz-contract | bench queue|http|peers|idle|pipeline [ARGS]>"
         ),
     }
 }
 
-/// The core crate holds the model and the traits; I/O belongs to backends
-/// and runtimes. Its normal dependency tree must not name any of these.
-fn check_core(root: &Path) -> Result<()> {
+/// The layers' rules, stated in ARCHITECTURE.md:
+/// - the core crate does no I/O: its dependency tree names no I/O crate;
+/// - the queue's crates know nothing of the application: none depends on
+///   `tasuki-app`, and none of their statements, migrations or code names
+///   an application table.
+fn check_layers(root: &Path) -> Result<()> {
     const IO: &[&str] = &["sqlx", "tokio", "axum", "hyper", "mio", "reqwest", "tower"];
+    const QUEUE: &[&str] = &[
+        "tasuki-core",
+        "tasuki-sqlite",
+        "tasuki-postgres",
+        "tasuki-worker",
+        "tasuki-api",
+    ];
+    const APP_TABLES: &[&str] = &[
+        "users",
+        "user_profiles",
+        "signup_stats_daily",
+        "email_outbox",
+        "probe_runs",
+    ];
+    let core_io: Vec<String> = dependencies(root, "tasuki-core")?
+        .into_iter()
+        .filter(|name| {
+            IO.iter()
+                .any(|io| name == io || name.starts_with(&format!("{io}-")))
+        })
+        .collect();
+    ensure!(
+        core_io.is_empty(),
+        "tasuki-core depends on I/O crates: {}",
+        core_io.join(", ")
+    );
+    let mut broken = Vec::new();
+    for krate in QUEUE {
+        if dependencies(root, krate)?.iter().any(|d| d == "tasuki-app") {
+            broken.push(format!("{krate} depends on tasuki-app"));
+        }
+        for dir in ["src", "queries", "migrations"] {
+            for file in files(&root.join("crates").join(krate).join(dir))? {
+                let text = std::fs::read_to_string(&file)?;
+                let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+                for table in words.filter(|w| APP_TABLES.contains(w)) {
+                    broken.push(format!("{} names the table {table}", file.display()));
+                }
+            }
+        }
+    }
+    broken.dedup();
+    ensure!(
+        broken.is_empty(),
+        "the queue's crates must know nothing of the application:\n{}",
+        broken.join("\n")
+    );
+    println!("tasuki-core does no I/O; the queue's crates know nothing of the application");
+    Ok(())
+}
+
+/// The packages in the normal dependency tree of `package`, itself included.
+fn dependencies(root: &Path, package: &str) -> Result<Vec<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
-        .args([
-            "tree",
-            "--package",
-            "tasuki-core",
-            "--edges",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
+        .args(["tree", "--package", package, "--edges", "normal"])
+        .args(["--prefix", "none", "--format", "{p}"])
         .output()
         .context("running cargo tree")?;
     ensure!(
@@ -55,22 +104,27 @@ fn check_core(root: &Path) -> Result<()> {
         "cargo tree failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let tree = String::from_utf8(output.stdout)?;
-    let found: Vec<&str> = tree
+    Ok(String::from_utf8(output.stdout)?
         .lines()
         .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| {
-            IO.iter()
-                .any(|io| name == io || name.starts_with(&format!("{io}-")))
-        })
-        .collect();
-    ensure!(
-        found.is_empty(),
-        "tasuki-core depends on I/O crates: {}",
-        found.join(", ")
-    );
-    println!("tasuki-core depends on no I/O crate");
-    Ok(())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Every file under `dir`, at any depth; none when it does not exist.
+fn files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                found.extend(files(&path)?);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Benchmarks run in release mode from their own crate, which xtask does not

@@ -1,7 +1,8 @@
 //! sqlx's offline data without sqlx-cli: the query macros write one JSON file
 //! per query into `SQLX_OFFLINE_DIR` when they run against a live database.
-//! Only the PostgreSQL store uses sqlx's macros; the SQLite store's statements
-//! are checked by its own tests (`tasuki-sqlite/src/queries.rs`).
+//! The PostgreSQL store and the application's PostgreSQL side use sqlx's
+//! macros; SQLite statements are checked by their crates' own tests
+//! (`tasuki_sqlite::check_queries`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,8 +12,18 @@ use anyhow::{Context, Result, bail};
 
 use crate::cargo;
 
-/// The store crates whose queries are checked at compile time.
-const STORES: &[&str] = &["tasuki-postgres"];
+/// The crates whose queries are checked at compile time, each with the
+/// migration folders that build its schema, in order.
+const STORES: &[(&str, &[&str])] = &[
+    ("tasuki-postgres", &["crates/tasuki-postgres/migrations"]),
+    (
+        "tasuki-app",
+        &[
+            "crates/tasuki-postgres/migrations",
+            "crates/tasuki-app/postgres/migrations",
+        ],
+    ),
+];
 
 /// The PostgreSQL server that holds the scratch database of `tasuki-postgres`.
 fn postgres_server() -> String {
@@ -21,14 +32,13 @@ fn postgres_server() -> String {
 }
 
 pub(crate) fn prepare(root: &Path) -> Result<()> {
-    for store in STORES {
-        let fresh = generate(root, store)?;
+    for (store, data) in fresh_data(root)? {
         let committed = root.join("crates").join(store).join(".sqlx");
         if committed.exists() {
             fs::remove_dir_all(&committed)?;
         }
         fs::create_dir_all(&committed)?;
-        for (name, text) in read_dir(&fresh)? {
+        for (name, text) in data {
             fs::write(committed.join(name), text)?;
         }
         println!("{store}: .sqlx/ written");
@@ -38,11 +48,10 @@ pub(crate) fn prepare(root: &Path) -> Result<()> {
 
 pub(crate) fn check(root: &Path) -> Result<()> {
     let mut stale = Vec::new();
-    for store in STORES {
-        let fresh = read_dir(&generate(root, store)?)?;
+    for (store, fresh) in fresh_data(root)? {
         let committed = read_dir(&root.join("crates").join(store).join(".sqlx"))?;
         if fresh != committed {
-            stale.push(*store);
+            stale.push(store);
         }
     }
     if !stale.is_empty() {
@@ -55,9 +64,24 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Each crate's offline data, made fresh. A crate's check may re-expand the
+/// macros of a crate it depends on too: a query file belongs to the first
+/// crate that wrote it.
+fn fresh_data(root: &Path) -> Result<Vec<(&'static str, BTreeMap<String, String>)>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut all = Vec::new();
+    for (store, migrations) in STORES {
+        let mut data = read_dir(&generate(root, store, migrations)?)?;
+        data.retain(|name, _| !seen.contains(name));
+        seen.extend(data.keys().cloned());
+        all.push((*store, data));
+    }
+    Ok(all)
+}
+
 /// Builds a scratch database from the crate's migrations, then re-expands the
 /// crate's query macros against it; returns the folder they wrote.
-fn generate(root: &Path, store: &str) -> Result<PathBuf> {
+fn generate(root: &Path, store: &str, migrations: &[&str]) -> Result<PathBuf> {
     let crate_dir = root.join("crates").join(store);
     let scratch = root.join("target").join("xtask-sqlx").join(store);
     if scratch.exists() {
@@ -65,7 +89,7 @@ fn generate(root: &Path, store: &str) -> Result<PathBuf> {
     }
     let out = scratch.join("queries");
     fs::create_dir_all(&out)?;
-    let url = scratch_postgres(&crate_dir)?;
+    let url = scratch_postgres(root, migrations)?;
     // Touching the crate root makes cargo expand its macros again.
     let lib = crate_dir.join("src").join("lib.rs");
     let text = fs::read(&lib)?;
@@ -88,11 +112,23 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Recreates the database `tasuki_sqlx` on the local server, migrated.
-fn scratch_postgres(crate_dir: &Path) -> Result<String> {
+/// Recreates the database `tasuki_sqlx` on the local server, with the SQL
+/// files of each migration folder applied in order.
+fn scratch_postgres(root: &Path, migrations: &[&str]) -> Result<String> {
     let server = postgres_server();
     let url = format!("{server}/tasuki_sqlx");
-    let migrations = crate_dir.join("migrations");
+    let mut files = Vec::new();
+    for dir in migrations {
+        let mut sql: Vec<PathBuf> = fs::read_dir(root.join(dir))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        sql.sort();
+        for path in sql {
+            files.push(
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+            );
+        }
+    }
     runtime()?
         .block_on(async {
             let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await?;
@@ -104,10 +140,9 @@ fn scratch_postgres(crate_dir: &Path) -> Result<String> {
                 .await?;
             admin.close().await;
             let pool = sqlx::PgPool::connect(&url).await?;
-            sqlx::migrate::Migrator::new(migrations)
-                .await?
-                .run(&pool)
-                .await?;
+            for sql in &files {
+                sqlx::raw_sql(sql).execute(&pool).await?;
+            }
             pool.close().await;
             anyhow::Ok(())
         })

@@ -25,7 +25,7 @@ pub struct Param {
 #[derive(Clone, Debug)]
 pub struct Operation {
     pub method: Method,
-    /// The path template, `/users/{id}`; axum writes routes the same way.
+    /// The path template, `/jobs/{id}`; axum writes routes the same way.
     pub path: String,
     pub operation_id: String,
     pub params: Vec<Param>,

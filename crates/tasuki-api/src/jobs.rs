@@ -2,14 +2,13 @@
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::Value;
 use tasuki_core::{
     Job, JobFilter, JobId, JobStats, NewJob, Page, ScheduleError, StoreError, due_at,
 };
 use tasuki_worker::{EnqueueError, Violation};
 
-use crate::users::{location, page};
 use crate::validate::{ValidBody, ValidQuery};
 use crate::{ApiError, AppState};
 
@@ -150,4 +149,19 @@ pub(crate) async fn list(
 
 pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<JobStats>, ApiError> {
     Ok(Json(state.store.job_stats(state.clock.now()).await?))
+}
+
+/// The `after` and `limit` of a validated query, with the contract's default.
+pub fn page(query: &std::collections::BTreeMap<String, Value>) -> (i64, u32) {
+    let after = query.get("after").and_then(Value::as_i64).unwrap_or(0);
+    let limit = query.get("limit").and_then(Value::as_u64).unwrap_or(50);
+    (after, u32::try_from(limit).unwrap_or(50))
+}
+
+pub fn location(path: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(path) {
+        headers.insert(header::LOCATION, value);
+    }
+    headers
 }

@@ -11,7 +11,6 @@ mod middleware;
 mod ops;
 mod problem;
 mod strict_json;
-mod users;
 mod validate;
 
 use std::net::SocketAddr;
@@ -26,9 +25,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use contract::{Contract, ContractError, OPENAPI_YAML, Operation};
+pub use jobs::{location, page};
 pub use ops::metrics_handle;
 pub use problem::ApiError;
-pub use validate::{RequestValidator, ValidationMode};
+pub use validate::{RequestValidator, ValidBody, ValidQuery, ValidationMode};
+
+/// An application's handlers of contract operations, by `operationId`,
+/// served beside the queue's own behind the same validation.
+pub type Routes = Vec<(&'static str, MethodRouter<AppState>)>;
 
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -64,8 +68,30 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
-/// The application: every route of the contract, behind the validation layer.
-pub fn router(state: AppState, config: &ApiConfig) -> Result<Router, ContractError> {
+/// Every operation of the contract, behind the validation layer: the
+/// queue's own, and the application's `routes`. An operation that neither
+/// serves is an error.
+pub fn router(
+    state: AppState,
+    config: &ApiConfig,
+    routes: Routes,
+) -> Result<Router, ContractError> {
+    build(state, config, routes, true)
+}
+
+/// Only the queue's operations of the contract (jobs, health, metrics, the
+/// contract itself), behind the validation layer: for a service that embeds
+/// tasuki beside routes of its own.
+pub fn queue_router(state: AppState, config: &ApiConfig) -> Result<Router, ContractError> {
+    build(state, config, Vec::new(), false)
+}
+
+fn build(
+    state: AppState,
+    config: &ApiConfig,
+    routes: Routes,
+    every_operation: bool,
+) -> Result<Router, ContractError> {
     metrics_handle(); // install the recorder before the first request counts
     let contract = Contract::load()?;
     let validator = Arc::new(RequestValidator::new(
@@ -77,12 +103,23 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router, ContractErr
         &contract,
         config.admin_token.clone(),
     ));
+    let mut routes: std::collections::HashMap<&str, MethodRouter<AppState>> =
+        routes.into_iter().collect();
     let mut api = Router::new();
     for op in contract.operations() {
-        let handler = handler(&op.operation_id).ok_or_else(|| {
-            ContractError(format!("operation {} has no handler", op.operation_id))
-        })?;
-        api = api.route(&op.path, handler);
+        let id = op.operation_id.as_str();
+        match handler(id).or_else(|| routes.remove(id)) {
+            Some(handler) => api = api.route(&op.path, handler),
+            None if every_operation => {
+                return Err(ContractError(format!("operation {id} has no handler")));
+            }
+            None => {}
+        }
+    }
+    if let Some(id) = routes.keys().next() {
+        return Err(ContractError(format!(
+            "a route is given for {id}, which the contract does not have"
+        )));
     }
     let api = api
         .route_layer(axum::middleware::from_fn_with_state(
@@ -106,13 +143,10 @@ pub fn ops_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The handler of a contract operation. The router is built from the
-/// contract, so its routes and the contract's operations are one set.
+/// The queue's handler of a contract operation. The router is built from
+/// the contract, so its routes and the contract's operations are one set.
 fn handler(operation_id: &str) -> Option<MethodRouter<AppState>> {
     Some(match operation_id {
-        "createUser" => post(users::create),
-        "listUsers" => get(users::list),
-        "getUser" => get(users::get),
         "createJob" => post(jobs::create),
         "listJobs" => get(jobs::list),
         "jobStats" => get(jobs::stats),
@@ -132,9 +166,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the address (port 0 picks a free one).
-    pub async fn build(config: &ApiConfig, state: AppState) -> std::io::Result<Self> {
-        let router = router(state, config).map_err(std::io::Error::other)?;
+    /// Binds the address (port 0 picks a free one) for [`router`].
+    pub async fn build(
+        config: &ApiConfig,
+        state: AppState,
+        routes: Routes,
+    ) -> std::io::Result<Self> {
+        let router = router(state, config, routes).map_err(std::io::Error::other)?;
         Self::bind(config.addr, router).await
     }
 
@@ -163,12 +201,9 @@ mod tests {
 
     use super::*;
 
-    /// The operations with a handler, by `operationId`; `handler` must
-    /// know exactly the contract's.
-    const HANDLED: &[&str] = &[
-        "createUser",
-        "listUsers",
-        "getUser",
+    /// The queue's operations, by `operationId`; the application serves
+    /// the others (`tasuki_app::routes`).
+    const QUEUE: &[&str] = &[
         "createJob",
         "listJobs",
         "jobStats",
@@ -181,48 +216,15 @@ mod tests {
     ];
 
     #[test]
-    fn the_router_serves_exactly_the_contracts_operations() {
+    fn the_queue_serves_its_operations_of_the_contract() {
         let contract = Contract::load().unwrap();
         let in_contract: BTreeSet<&str> = contract
             .operations()
             .iter()
             .map(|op| op.operation_id.as_str())
             .collect();
-        let handled: BTreeSet<&str> = HANDLED.iter().copied().collect();
-        assert_eq!(in_contract, handled);
-        assert!(HANDLED.iter().all(|id| handler(id).is_some()));
-        assert!(handler("deleteEverything").is_none());
-    }
-
-    #[test]
-    fn the_contract_states_each_job_types_payload_schema() {
-        let contract = Contract::load().unwrap();
-        let registry = tasuki_jobs::registry(Arc::new(tasuki_jobs::LogEmailSender));
-        for job_type in registry.job_types() {
-            let name: String = job_type
-                .split('_')
-                .map(|w| w[..1].to_uppercase() + &w[1..])
-                .chain(["Payload".to_owned()])
-                .collect();
-            let stated = contract
-                .schema(&name)
-                .unwrap_or_else(|| panic!("no {name} in the contract"));
-            assert_eq!(
-                stated,
-                registry.schema(job_type).unwrap(),
-                "{name} differs from the code"
-            );
-        }
-        let enum_types = &contract.schema("JobRequest").unwrap()["properties"]["job_type"]["enum"];
-        let mut types: Vec<&str> = registry.job_types().collect();
-        types.sort_unstable();
-        let mut stated: Vec<&str> = enum_types
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|t| t.as_str())
-            .collect();
-        stated.sort_unstable();
-        assert_eq!(stated, types);
+        assert!(QUEUE.iter().all(|id| in_contract.contains(id)));
+        assert!(QUEUE.iter().all(|id| handler(id).is_some()));
+        assert!(handler("createUser").is_none());
     }
 }

@@ -48,11 +48,11 @@ impl FromStr for ValidationMode {
 
 /// The validated body, for the handler.
 #[derive(Clone, Debug)]
-pub(crate) struct ValidBody(pub(crate) Value);
+pub struct ValidBody(pub Value);
 
 /// The validated query parameters, typed by their schemas.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ValidQuery(pub(crate) BTreeMap<String, Value>);
+pub struct ValidQuery(pub BTreeMap<String, Value>);
 
 struct CompiledParam {
     name: String,

@@ -45,9 +45,6 @@ pub(crate) struct QueueArgs {
     /// Their rate, jobs per second, enqueued one at a time.
     #[arg(long, default_value_t = 200)]
     latency_rate: u32,
-    /// Also drain jobs that make two writes each, beside the no-op drain.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    writes: bool,
 }
 
 /// One throughput run's numbers.
@@ -165,9 +162,6 @@ pub(crate) struct DrainArgs {
     /// Report each job's start time instead of the total (the latency run).
     #[arg(long)]
     starts: bool,
-    /// Each job makes two writes of its own (a probe run's start and end).
-    #[arg(long)]
-    writes: bool,
 }
 
 pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
@@ -185,7 +179,6 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
     );
     for target in &targets {
         let mut samples = Vec::new();
-        let mut writes = Vec::new();
         for run in 1..=args.runs.max(1) {
             let sample = sample(target, args.jobs, args.concurrency).await?;
             println!(
@@ -197,24 +190,7 @@ pub(crate) async fn run(args: QueueArgs) -> anyhow::Result<()> {
                 raw_label(sample.raw_ceiling),
                 sample.rss_mib
             );
-            if args.writes {
-                let drain = writes_drain(target, args.jobs, args.concurrency).await?;
-                println!(
-                    "  {} run {run}: drain of jobs with two writes each {drain:.0}/s ({:.0}% of the no-op drain)",
-                    target.label(),
-                    100.0 * drain / sample.drain
-                );
-                writes.push(drain / sample.drain);
-            }
             samples.push(sample);
-        }
-        if !writes.is_empty() {
-            println!(
-                "{} (median of {}): jobs with two writes each drain at {:.0}% of the no-op drain",
-                target.label(),
-                writes.len(),
-                100.0 * median(writes)
-            );
         }
         let of = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
         let ratio = median(samples.iter().map(|s| s.drain / s.ceiling).collect());
@@ -324,7 +300,7 @@ pub(crate) async fn sample(
     let store = open(&url, target.durability()).await?;
     let enqueue = enqueue(&store, jobs).await?;
     drop(store);
-    let drain = spawn_drain(&url, jobs, concurrency, target.durability(), false)?;
+    let drain = spawn_drain(&url, jobs, concurrency, target.durability())?;
 
     let url = target.fresh(&dir, "ceiling").await?;
     let store = open(&url, target.durability()).await?;
@@ -347,15 +323,6 @@ pub(crate) async fn sample(
         raw_ceiling,
         rss_mib: drain.peak_rss_kib as f64 / 1024.0,
     })
-}
-
-/// Drains `jobs` jobs that each make two writes of their own; jobs per second.
-async fn writes_drain(target: &Target, jobs: usize, concurrency: usize) -> anyhow::Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let url = target.fresh(&dir, "writes").await?;
-    enqueue_jobs(&open(&url, target.durability()).await?, jobs).await?;
-    let drain = spawn_drain(&url, jobs, concurrency, target.durability(), true)?;
-    Ok(jobs as f64 / drain.secs)
 }
 
 fn noops(n: usize) -> Vec<NewJob> {
@@ -421,18 +388,15 @@ struct DrainReport {
     peak_rss_kib: u64,
 }
 
-/// Drains a prepared database in a child process; `writes`: each job makes
-/// two writes of its own.
+/// Drains a prepared database in a child process.
 fn spawn_drain(
     url: &str,
     jobs: usize,
     concurrency: usize,
     mode: &str,
-    writes: bool,
 ) -> anyhow::Result<DrainReport> {
     let output = Command::new(std::env::current_exe()?)
         .args(["drain-child", "--url", url])
-        .args(writes.then_some("--writes"))
         .args([
             "--jobs",
             &jobs.to_string(),
@@ -467,7 +431,6 @@ pub(crate) async fn drain_child(args: DrainArgs) -> anyhow::Result<()> {
         target: args.jobs,
         all_ran: all_ran.clone(),
         starts: args.starts.then(|| starts.clone()),
-        writes: args.writes,
     });
     let mut config = WorkerConfig::new("bench");
     config.concurrency = args.concurrency;
@@ -520,8 +483,6 @@ struct Noop {
     target: usize,
     all_ran: CancellationToken,
     starts: Option<Starts>,
-    /// Records the attempt's start and end as two writes, as `probe` does.
-    writes: bool,
 }
 
 #[async_trait]
@@ -540,17 +501,6 @@ impl Handler for Noop {
                 .lock()
                 .expect("not poisoned")
                 .push((ctx.job_id.0, now));
-        }
-        if self.writes {
-            let store = &ctx.store;
-            store
-                .probe_run_start(ctx.job_id, ctx.attempt, &ctx.worker_id, ctx.now())
-                .await
-                .map_err(JobError::retry)?;
-            store
-                .probe_run_end(ctx.job_id, ctx.attempt, ctx.now())
-                .await
-                .map_err(JobError::retry)?;
         }
         if self.ran.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
             self.all_ran.cancel();

@@ -25,10 +25,19 @@ pub enum Engine {
     Postgres,
 }
 
+/// The store of a test database, as its engine's own type: for what only
+/// that engine has (a job's writes, an application's tables).
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
 /// A test's own database: the store, the URL that other processes open it
 /// by, and what removes it when dropped.
 pub struct TestDb {
     pub store: Arc<dyn Store>,
+    pub backend: Backend,
     pub url: String,
     _dir: Option<tempfile::TempDir>,
     _schema: Option<Schema>,
@@ -113,9 +122,10 @@ pub async fn fresh(engine: Engine) -> Option<TestDb> {
             if engine == Engine::SqliteNormal {
                 config.durability = Durability::Normal;
             }
-            let store = SqliteStore::open(&config).await.expect("open SQLite");
+            let store = Arc::new(SqliteStore::open(&config).await.expect("open SQLite"));
             Some(TestDb {
-                store: Arc::new(store),
+                store: store.clone(),
+                backend: Backend::Sqlite(store),
                 url: format!("sqlite://{}", path.display()),
                 _dir: Some(dir),
                 _schema: None,
@@ -141,9 +151,10 @@ pub async fn fresh(engine: Engine) -> Option<TestDb> {
             let mut config = PgConfig::new(&url);
             config.max_connections = 4;
             let schema = Schema(schema);
-            let store = PgStore::open(&config).await.expect("open PostgreSQL");
+            let store = Arc::new(PgStore::open(&config).await.expect("open PostgreSQL"));
             Some(TestDb {
-                store: Arc::new(store),
+                store: store.clone(),
+                backend: Backend::Postgres(store),
                 url,
                 _dir: None,
                 _schema: Some(schema),

@@ -1,6 +1,5 @@
 //! The heart of tasuki with no I/O: the job model, the store traits that every
-//! backend implements, the retry policy, the clock and the signups' group
-//! commit (runtime-free channels; the store spawns its task).
+//! backend implements, a job's writes, the retry policy and the clock.
 //!
 //! Nothing here knows of sqlx, axum or tokio; backends and runtimes depend on
 //! this crate, never the other way round.
@@ -8,7 +7,6 @@
 mod clock;
 mod job;
 mod retry;
-mod signup;
 mod store;
 mod writes;
 
@@ -18,10 +16,8 @@ pub use job::{
     ScheduleError, due_at,
 };
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};
-pub use signup::{Signup, SignupQueue, SignupResult, answers, assign_users};
 pub use store::{
-    AgeFilter, AppStore, ClaimParams, Completed, Completion, EmailMessage, Failure, JobFilter,
-    JobFor, JobStore, LeaderParams, NewUser, Onboarding, Page, Release, Store, StoreError,
-    StoreResult, StoreTx, User, UserProfile, changed_or_conflict,
+    ClaimParams, Completed, Completion, Failure, JobFilter, JobStore, LeaderParams, Page, Release,
+    Store, StoreError, StoreResult, changed_or_conflict,
 };
 pub use writes::{JobCheck, Writes, check_enqueue};

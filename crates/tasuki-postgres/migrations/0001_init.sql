@@ -1,19 +1,6 @@
 -- Times are timestamptz; JSON is jsonb. Table and column names match the
 -- SQLite store's, so the two read alike.
 
-CREATE TABLE users (
-    id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    email           text        NOT NULL UNIQUE,
-    age             bigint      NOT NULL CHECK (age >= 0),
-    name            text,
-    bio             text,
-    is_active       boolean     NOT NULL DEFAULT true,
-    additional_data jsonb,
-    created_at      timestamptz NOT NULL,
-    -- Set once by the first run of the user's `user_created` job.
-    onboarded_at    timestamptz
-);
-
 CREATE TABLE job_queue (
     id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job_type         text        NOT NULL,
@@ -61,42 +48,6 @@ $$;
 
 CREATE TRIGGER job_queue_inserted AFTER INSERT ON job_queue
     FOR EACH STATEMENT EXECUTE FUNCTION job_queue_notify();
-
-CREATE TABLE user_profiles (
-    user_id             bigint      PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-    recommendation_tags jsonb       NOT NULL,
-    region              text,
-    rank                text,
-    updated_at          timestamptz NOT NULL
-);
-
-CREATE TABLE signup_stats_daily (
-    day     text   PRIMARY KEY,
-    signups bigint NOT NULL
-);
-
-CREATE TABLE email_outbox (
-    id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_id    bigint      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    kind       text        NOT NULL,
-    recipient  text        NOT NULL,
-    subject    text        NOT NULL,
-    body       text        NOT NULL,
-    status     text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent')),
-    created_at timestamptz NOT NULL,
-    sent_at    timestamptz,
-    UNIQUE (user_id, kind)
-);
-
--- Each attempt of a `probe` job, so that tests can prove attempts never overlap.
-CREATE TABLE probe_runs (
-    job_id     bigint      NOT NULL,
-    attempt    integer     NOT NULL,
-    worker     text        NOT NULL,
-    started_at timestamptz NOT NULL,
-    ended_at   timestamptz,
-    PRIMARY KEY (job_id, attempt)
-);
 
 -- Named leases: maintenance runs in one process at a time.
 CREATE TABLE leader_leases (

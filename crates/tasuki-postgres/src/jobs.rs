@@ -35,8 +35,10 @@ pub(crate) fn ids(ids: Vec<i64>) -> Vec<JobId> {
     ids
 }
 
-/// Inserts jobs in one statement; returns their ids in order.
-pub(crate) async fn insert_many(
+/// Inserts jobs in one statement; returns their ids in order. For an
+/// application's own transaction, as `tasuki_postgres::insert_jobs`: the
+/// jobs commit with its writes.
+pub async fn insert_many(
     conn: &mut sqlx::PgConnection,
     new_jobs: Vec<NewJob>,
 ) -> StoreResult<Vec<JobId>> {

@@ -14,11 +14,10 @@
 //! the bookkeeping before it durable, and a crash loses at most the newest
 //! bookkeeping, whose jobs then run again.
 
-mod app;
 mod jobs;
 mod listen;
+mod migrate;
 mod rows;
-mod signup;
 mod tx;
 
 use std::sync::Arc;
@@ -26,17 +25,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use tasuki_core::{
-    Job, JobFor, JobId, NewJob, NewUser, Signup, SignupQueue, Store, StoreResult, StoreTx,
-    Timestamp, User,
-};
+use tasuki_core::{Store, StoreResult};
 use tokio::sync::Notify;
 
+pub use crate::jobs::insert_many as insert_jobs;
+pub use crate::migrate::Migrations;
 pub use crate::tx::{Error, Tx, writes};
 
-use crate::rows::{UserRow, db_error};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub use crate::rows::{corrupt, db_error};
 
 #[derive(Clone, Debug)]
 pub struct PgConfig {
@@ -73,8 +69,6 @@ pub struct PgStore {
     /// Wakes waiters in this process: on its own inserts at once, on other
     /// processes' through the listener.
     jobs_added: Arc<Notify>,
-    /// The group commit of `user_insert_with_job`.
-    signups: SignupQueue,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -85,8 +79,8 @@ impl Drop for PgStore {
 }
 
 impl PgStore {
-    /// Connects and applies pending migrations (under sqlx's advisory lock,
-    /// so processes that start together migrate once).
+    /// Connects and applies pending migrations (under an advisory lock, so
+    /// processes that start together migrate once).
     pub async fn open(config: &PgConfig) -> StoreResult<Self> {
         let options: PgConnectOptions = config.url.parse().map_err(db_error)?;
         let total = config.max_connections.max(3);
@@ -101,11 +95,10 @@ impl PgStore {
             .max_connections(bookkeeping_size)
             .acquire_timeout(config.acquire_timeout)
             .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
-        MIGRATOR.run(&pool).await.map_err(|e| db_error(e.into()))?;
+        migrate::run(&pool, &migrate::QUEUE).await?;
         let jobs_added = Arc::new(Notify::new());
         let listener = listen::spawn(&pool, options, jobs_added.clone()).await?;
         Ok(Self {
-            signups: signup::spawn(pool.clone()),
             pool,
             bookkeeping,
             jobs_added,
@@ -115,6 +108,31 @@ impl PgStore {
 
     fn jobs_added(&self) {
         self.jobs_added.notify_one();
+    }
+
+    /// Applies an application's own migrations, kept in a ledger of their
+    /// own beside the queue's.
+    pub async fn migrate(&self, migrations: &Migrations) -> StoreResult<()> {
+        migrate::run(&self.pool, migrations).await
+    }
+
+    /// The pool for an application's acknowledged writes and its reads
+    /// (`synchronous_commit` on).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The pool for writes that a crash may lose without harm, because what
+    /// they record happens again (`synchronous_commit` off).
+    pub fn bookkeeping(&self) -> &PgPool {
+        &self.bookkeeping
+    }
+
+    /// Wakes this process's idle workers at once after an application's own
+    /// transaction enqueued jobs (other processes hear of them through
+    /// `LISTEN/NOTIFY`).
+    pub fn jobs_enqueued(&self) {
+        self.jobs_added();
     }
 
     /// For jobs that an update (not an insert) made due: wakes this process
@@ -131,30 +149,6 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
-        let tx = self.pool.begin().await.map_err(db_error)?;
-        Ok(Box::new(PgTx {
-            tx,
-            added_jobs: false,
-            jobs_added: self.jobs_added.clone(),
-        }))
-    }
-
-    /// One transaction per signup: PostgreSQL flushes the WAL of concurrent
-    /// commits together, so there is no batching here.
-    async fn user_insert_with_job(
-        &self,
-        user: NewUser,
-        job: JobFor,
-        now: Timestamp,
-    ) -> StoreResult<(User, JobId)> {
-        let result = self.signups.submit(Signup { user, job, now }).await;
-        if result.is_ok() {
-            self.jobs_added();
-        }
-        result
-    }
-
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -162,54 +156,4 @@ impl Store for PgStore {
             .map_err(db_error)?;
         Ok(())
     }
-}
-
-struct PgTx {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    added_jobs: bool,
-    jobs_added: Arc<Notify>,
-}
-
-#[async_trait]
-impl StoreTx for PgTx {
-    async fn user_insert(&mut self, user: NewUser, now: Timestamp) -> StoreResult<User> {
-        insert_user(&mut self.tx, user, now).await
-    }
-
-    async fn job_insert(&mut self, job: NewJob) -> StoreResult<Job> {
-        let job = jobs::insert(&mut self.tx, job).await?;
-        self.added_jobs = true;
-        Ok(job)
-    }
-
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await.map_err(db_error)?;
-        if self.added_jobs {
-            self.jobs_added.notify_one();
-        }
-        Ok(())
-    }
-}
-
-async fn insert_user(
-    conn: &mut sqlx::PgConnection,
-    user: NewUser,
-    now: Timestamp,
-) -> StoreResult<User> {
-    let additional = user.additional_data.map(serde_json::Value::Object);
-    sqlx::query_file_as!(
-        UserRow,
-        "queries/user/insert.sql",
-        user.email,
-        user.age,
-        user.name,
-        user.bio,
-        user.is_active,
-        additional,
-        now.to_datetime()
-    )
-    .fetch_one(conn)
-    .await
-    .map_err(db_error)?
-    .try_into()
 }

@@ -1,7 +1,7 @@
 //! Rows as PostgreSQL returns them, and their conversion into the core's types.
 
 use chrono::{DateTime, Utc};
-use tasuki_core::{AttemptError, Job, JobId, StoreError, StoreResult, Timestamp, User};
+use tasuki_core::{AttemptError, Job, JobId, StoreError, StoreResult, Timestamp};
 
 /// A `job_queue` row; every query that returns jobs selects these columns,
 /// with the JSON columns as text (the payload stays text up to its handler).
@@ -25,7 +25,7 @@ pub(crate) struct JobRow {
     pub(crate) created_at: DateTime<Utc>,
 }
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Database(format!("corrupt {what}: {detail}").into())
 }
 
@@ -69,42 +69,9 @@ pub(crate) fn jobs(rows: Vec<JobRow>) -> StoreResult<Vec<Job>> {
     rows.into_iter().map(Job::try_from).collect()
 }
 
-pub(crate) struct UserRow {
-    pub(crate) id: i64,
-    pub(crate) email: String,
-    pub(crate) age: i64,
-    pub(crate) name: Option<String>,
-    pub(crate) bio: Option<String>,
-    pub(crate) is_active: bool,
-    pub(crate) additional_data: Option<serde_json::Value>,
-    pub(crate) created_at: DateTime<Utc>,
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = StoreError;
-
-    fn try_from(row: UserRow) -> StoreResult<User> {
-        let additional_data = match row.additional_data {
-            None => None,
-            Some(serde_json::Value::Object(map)) => Some(map),
-            Some(other) => return Err(corrupt("additional_data", other)),
-        };
-        Ok(User {
-            id: row.id,
-            email: row.email,
-            age: row.age,
-            name: row.name,
-            bio: row.bio,
-            is_active: row.is_active,
-            additional_data,
-            created_at: row.created_at.into(),
-        })
-    }
-}
-
 /// Maps a driver error: missing rows and unique violations have their own
 /// variants; the rest is an opaque database error whose detail goes to logs.
-pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
+pub fn db_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => {

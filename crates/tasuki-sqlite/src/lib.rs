@@ -6,7 +6,6 @@
 //! through `busy_timeout`. Write transactions begin `IMMEDIATE`, so they wait
 //! for the write lock up front instead of failing when they upgrade.
 
-mod app;
 mod jobs;
 mod migrate;
 mod queries;
@@ -23,16 +22,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use tasuki_core::{
-    Job, JobFor, JobId, NewJob, NewUser, Store, StoreError, StoreResult, StoreTx, Timestamp, User,
-};
+use tasuki_core::{Store, StoreError, StoreResult};
 use tokio::sync::Notify;
 
-pub use crate::rows::Error;
+pub use crate::migrate::Migrations;
+pub use crate::queries::{Query, check_queries};
+pub use crate::rows::{Error, all, corrupt, one};
 pub use crate::tx::{Tx, writes};
+pub use crate::writer::Commit;
 
 use crate::read::Readers;
-use crate::writer::{Commit, Session, Writer};
+use crate::writer::Writer;
 
 /// How hard a commit presses to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -130,7 +130,7 @@ impl SqliteStore {
         let opened = config.clone();
         let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
             let conn = opened.connect(false).map_err(rows::Error::from)?;
-            migrate::run(&conn)?;
+            migrate::run(&conn, &migrate::QUEUE)?;
             Ok(conn)
         })
         .await
@@ -156,41 +156,53 @@ impl SqliteStore {
     fn jobs_added(&self) {
         self.jobs_added.notify_one();
     }
+
+    /// Applies an application's own migrations, kept in a ledger of their
+    /// own beside the queue's, in the writer's next turn.
+    pub async fn migrate(&self, migrations: &'static Migrations) -> StoreResult<()> {
+        self.writer
+            .write(Commit::Acknowledged, move |conn| {
+                migrate::apply(conn, migrations)
+            })
+            .await
+    }
+
+    /// Runs `write` on the writer, in its next turn: concurrent writes
+    /// commit together (group commit), each in a savepoint of its own, so
+    /// that one that fails rolls back alone. An application's own writes go
+    /// here, with the jobs they enqueue (`Tx::enqueue`): both commit, or
+    /// neither. Answers once the turn's commit is known.
+    pub async fn write<T, F>(&self, commit: Commit, write: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, Error> + Send + 'static,
+    {
+        let (value, enqueued) = self
+            .writer
+            .write(commit, move |conn| {
+                let tx = Tx::new(conn, None);
+                let value = write(&tx)?;
+                Ok((value, tx.enqueued()))
+            })
+            .await?;
+        if enqueued {
+            self.jobs_added();
+        }
+        Ok(value)
+    }
+
+    /// Runs `read` on one of the read-only connections.
+    pub async fn read<T, F>(&self, read: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    {
+        self.readers.read(read).await
+    }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
-        Ok(Box::new(SqliteTx {
-            session: self.writer.session().await?,
-            added_jobs: false,
-            jobs_added: self.jobs_added.clone(),
-        }))
-    }
-
-    /// A signup is one write in the writer's next turn: concurrent signups
-    /// commit together, with one fsync (group commit), and a taken email
-    /// rolls back only its own savepoint.
-    async fn user_insert_with_job(
-        &self,
-        user: NewUser,
-        job: JobFor,
-        now: Timestamp,
-    ) -> StoreResult<(User, JobId)> {
-        let result = self
-            .writer
-            .write(Commit::Acknowledged, move |conn| {
-                let user = app::insert_user(conn, user, now)?;
-                let job = jobs::insert(conn, &job(&user))?;
-                Ok((user, job.id))
-            })
-            .await;
-        if result.is_ok() {
-            self.jobs_added();
-        }
-        result
-    }
-
     /// The writer thread must be running and a reader must answer; a writer
     /// busy with a long transaction still counts as up.
     async fn ping(&self) -> StoreResult<()> {
@@ -200,41 +212,5 @@ impl Store for SqliteStore {
         self.readers
             .read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
-    }
-}
-
-/// A transaction that holds the writer until it commits; dropped while
-/// open, it rolls back.
-struct SqliteTx {
-    session: Session,
-    added_jobs: bool,
-    jobs_added: Arc<Notify>,
-}
-
-#[async_trait]
-impl StoreTx for SqliteTx {
-    async fn user_insert(&mut self, user: NewUser, now: Timestamp) -> StoreResult<User> {
-        self.session
-            .run(move |conn| app::insert_user(conn, user, now))
-            .await
-    }
-
-    async fn job_insert(&mut self, job: NewJob) -> StoreResult<Job> {
-        let job = self
-            .session
-            .run(move |conn| jobs::insert(conn, &job))
-            .await?;
-        self.added_jobs = true;
-        Ok(job)
-    }
-
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.session
-            .run(|conn| Ok(conn.execute_batch("COMMIT")?))
-            .await?;
-        if self.added_jobs {
-            self.jobs_added.notify_one();
-        }
-        Ok(())
     }
 }

@@ -1,29 +1,41 @@
-//! The schema's migrations, applied in order at every start.
+//! Migrations, applied in order at every start: the queue's, and those of
+//! each application that keeps its own tables beside it.
 //!
-//! Applied versions are recorded in `_sqlx_migrations`, the ledger that
-//! earlier versions of tasuki (on sqlx) kept, so their databases carry on.
-//! All pending migrations apply in one `IMMEDIATE` transaction: processes
-//! that start together on one file take turns, and a failed migration leaves
-//! nothing behind.
+//! Each set records its applied versions in a ledger table of its own; the
+//! queue's is `_sqlx_migrations`, the ledger that earlier versions of tasuki
+//! (on sqlx) kept, so their databases carry on. A set's pending migrations
+//! apply in one `IMMEDIATE` transaction: processes that start together on
+//! one file take turns, and a failed migration leaves nothing behind.
 
 use rusqlite::Connection;
 use tasuki_core::StoreError;
 
 use crate::rows::Error;
 
-/// `(version, description, SQL)`, oldest first.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../migrations/0001_init.sql")),
-    (
-        2,
-        "retention",
-        include_str!("../migrations/0002_retention.sql"),
-    ),
-];
+/// A set of migrations and the ledger table that records which applied.
+#[derive(Debug)]
+pub struct Migrations {
+    pub ledger: &'static str,
+    /// `(version, description, SQL)`, oldest first.
+    pub list: &'static [(i64, &'static str, &'static str)],
+}
 
-pub(crate) fn run(conn: &Connection) -> Result<(), Error> {
+/// The queue's own tables.
+pub(crate) const QUEUE: Migrations = Migrations {
+    ledger: "_sqlx_migrations",
+    list: &[
+        (1, "init", include_str!("../migrations/0001_init.sql")),
+        (
+            2,
+            "retention",
+            include_str!("../migrations/0002_retention.sql"),
+        ),
+    ],
+};
+
+pub(crate) fn run(conn: &Connection, migrations: &Migrations) -> Result<(), Error> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let applied = apply(conn);
+    let applied = apply(conn, migrations);
     let end = if applied.is_ok() {
         "COMMIT"
     } else {
@@ -33,9 +45,11 @@ pub(crate) fn run(conn: &Connection) -> Result<(), Error> {
     applied
 }
 
-fn apply(conn: &Connection) -> Result<(), Error> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+/// Applies the pending migrations of a set inside the caller's transaction.
+pub(crate) fn apply(conn: &Connection, migrations: &Migrations) -> Result<(), Error> {
+    let ledger = migrations.ledger;
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {ledger} (
             version BIGINT PRIMARY KEY,
             description TEXT NOT NULL,
             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -43,27 +57,29 @@ fn apply(conn: &Connection) -> Result<(), Error> {
             checksum BLOB NOT NULL,
             execution_time BIGINT NOT NULL
         )",
-    )?;
+    ))?;
     let current: i64 = conn.query_row(
-        "SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success",
+        &format!("SELECT coalesce(max(version), 0) FROM {ledger} WHERE success"),
         [],
         |row| row.get(0),
     )?;
-    let known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    let known = migrations.list.last().map_or(0, |(version, _, _)| *version);
     if current > known {
         return Err(StoreError::Database(
             format!(
-                "the database is at schema version {current}, newer than this tasuki knows ({known}); run a newer tasuki"
+                "{ledger}: the database is at schema version {current}, newer than this program knows ({known}); run a newer one"
             )
             .into(),
         )
         .into());
     }
-    for (version, description, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+    for (version, description, sql) in migrations.list.iter().filter(|(v, _, _)| *v > current) {
         conn.execute_batch(sql)?;
         conn.execute(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-             VALUES (?1, ?2, TRUE, x'', 0)",
+            &format!(
+                "INSERT INTO {ledger} (version, description, success, checksum, execution_time)
+                 VALUES (?1, ?2, TRUE, x'', 0)"
+            ),
             (version, description),
         )?;
     }
@@ -80,7 +96,8 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         files.sort();
-        let listed: Vec<String> = super::MIGRATIONS
+        let listed: Vec<String> = super::QUEUE
+            .list
             .iter()
             .map(|(version, description, _)| format!("{version:04}_{description}.sql"))
             .collect();
@@ -90,19 +107,19 @@ mod tests {
     #[test]
     fn migrating_twice_changes_nothing_and_a_newer_schema_is_refused() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        super::run(&conn).unwrap();
-        super::run(&conn).unwrap();
+        super::run(&conn, &super::QUEUE).unwrap();
+        super::run(&conn, &super::QUEUE).unwrap();
         let versions: i64 = conn
             .query_row("SELECT count(*) FROM _sqlx_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(versions, super::MIGRATIONS.len() as i64);
+        assert_eq!(versions, super::QUEUE.list.len() as i64);
         conn.execute(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
              VALUES (999, 'future', TRUE, x'', 0)",
             [],
         )
         .unwrap();
-        let error = format!("{:?}", super::run(&conn).unwrap_err());
-        assert!(error.contains("newer than this tasuki knows"), "{error}");
+        let error = format!("{:?}", super::run(&conn, &super::QUEUE).unwrap_err());
+        assert!(error.contains("newer than this program knows"), "{error}");
     }
 }

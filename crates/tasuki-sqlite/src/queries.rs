@@ -1,35 +1,90 @@
 //! Every statement of the store: its `.sql` file under `queries/`, and the
-//! columns the code reads from it, in order. `tests` prepares each against the
-//! migrated schema and checks those columns, and that every file is listed, so
-//! a statement that no longer fits the schema fails CI.
+//! columns the code reads from it, in order. [`check_queries`] prepares each
+//! against the migrated schema and checks those columns, and that every file
+//! is listed, so a statement that no longer fits the schema fails CI. An
+//! application that keeps its own statements beside the queue's lists them
+//! with [`queries!`](crate::queries) and checks them the same way.
 
-use crate::rows::{JOB, USER};
+use std::collections::BTreeSet;
+use std::path::Path;
 
-pub(crate) struct Query {
-    // The path and the columns are read by the check, not by the store.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) path: &'static str,
-    pub(crate) sql: &'static str,
-    /// The columns the code reads, in order; empty for a statement that
-    /// returns none.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) columns: &'static [&'static str],
+use rusqlite::Connection;
+
+use crate::rows::JOB;
+
+/// A statement in a `.sql` file, and the columns the code reads from it, in
+/// order; none for a statement that returns none.
+#[derive(Debug)]
+pub struct Query {
+    pub path: &'static str,
+    pub sql: &'static str,
+    pub columns: &'static [&'static str],
 }
 
+/// Declares statements kept in `.sql` files under the folder `dir` of the
+/// calling crate, `NAME = "path.sql" => columns;` each, and `ALL`, every one
+/// of them, for [`check_queries`] in the crate's tests.
+#[macro_export]
 macro_rules! queries {
-    ($($name:ident = $path:literal => $columns:expr;)*) => {
-        $(pub(crate) const $name: Query = Query {
+    (dir = $dir:literal; $($name:ident = $path:literal => $columns:expr;)*) => {
+        $(pub(crate) const $name: $crate::Query = $crate::Query {
             path: $path,
-            sql: include_str!(concat!("../queries/", $path)),
+            sql: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $dir, "/", $path)),
             columns: $columns,
         };)*
         /// All of them, for the check.
         #[cfg(test)]
-        pub(crate) const ALL: &[Query] = &[$($name),*];
+        pub(crate) const ALL: &[$crate::Query] = &[$($name),*];
     };
 }
 
-queries! {
+/// Prepares every statement of `all` on `conn`, whose schema is migrated,
+/// and checks the columns it returns; then checks that every `.sql` file
+/// under `dir` is one of them. Says what is wrong.
+pub fn check_queries(conn: &Connection, all: &[Query], dir: &Path) -> Result<(), String> {
+    for query in all {
+        let statement = conn
+            .prepare(query.sql)
+            .map_err(|e| format!("{} does not prepare: {e}", query.path))?;
+        if statement.column_names() != query.columns {
+            return Err(format!(
+                "{}: it returns the columns {:?}, the code reads {:?}",
+                query.path,
+                statement.column_names(),
+                query.columns
+            ));
+        }
+    }
+    let mut files = BTreeSet::new();
+    sql_files(dir, dir, &mut files).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let listed: BTreeSet<String> = all.iter().map(|q| q.path.to_owned()).collect();
+    if listed.len() != all.len() {
+        return Err("a file is listed twice".into());
+    }
+    if files != listed {
+        return Err(format!(
+            "the files under {} and the statements listed differ: files {files:?}, listed {listed:?}",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+fn sql_files(dir: &Path, under: &Path, found: &mut BTreeSet<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            sql_files(&path, under, found)?;
+        } else if path.extension().is_some_and(|e| e == "sql") {
+            let relative = path.strip_prefix(under).unwrap_or(&path);
+            found.insert(relative.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+crate::queries! {
+    dir = "queries";
     JOB_INSERT = "job/insert.sql" => JOB;
     JOB_INSERT_MANY = "job/insert_many.sql" => &[];
     JOB_CLAIM = "job/claim.sql" => JOB;
@@ -49,66 +104,18 @@ queries! {
     JOB_NEXT_SCHEDULED = "job/next_scheduled.sql" => &["next"];
     LEADER_ACQUIRE = "leader/acquire.sql" => &["owner"];
     LEADER_RELEASE = "leader/release.sql" => &[];
-    USER_INSERT = "user/insert.sql" => USER;
-    USER_GET = "user/get.sql" => USER;
-    USER_LIST = "user/list.sql" => USER;
-    USER_AGES = "user/ages.sql" => &["age"];
-    USER_PROFILE_GET = "user/profile_get.sql" => &["recommendation_tags", "region", "rank"];
-    ONBOARD_PROFILE = "user/onboard/profile.sql" => &[];
-    ONBOARD_MARK = "user/onboard/mark.sql" => &[];
-    ONBOARD_EMAIL = "user/onboard/email.sql" => &["id"];
-    ONBOARD_COUNT = "user/onboard/count.sql" => &[];
-    SIGNUP_STATS = "signup/stats.sql" => &["day", "signups"];
-    EMAIL_GET = "email/get.sql" => &["id", "user_id", "kind", "recipient", "subject", "body", "sent_at"];
-    EMAIL_MARK_SENT = "email/mark_sent.sql" => &[];
-    PROBE_START = "probe/start.sql" => &[];
-    PROBE_END = "probe/end.sql" => &[];
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
     use std::path::Path;
 
-    use super::ALL;
-
-    fn sql_files(dir: &Path, under: &Path, found: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                sql_files(&path, under, found);
-            } else if path.extension().is_some_and(|e| e == "sql") {
-                let relative = path.strip_prefix(under).unwrap();
-                found.insert(relative.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-
     #[test]
-    fn every_statement_prepares_against_the_schema_and_returns_the_columns_read() {
+    fn every_statement_prepares_against_the_schema_and_every_file_is_listed() {
         let dir = tempfile::tempdir().unwrap();
         let conn = rusqlite::Connection::open(dir.path().join("schema.db")).unwrap();
-        crate::migrate::run(&conn).unwrap();
-        for query in ALL {
-            let statement = conn
-                .prepare(query.sql)
-                .unwrap_or_else(|e| panic!("{} does not prepare: {e}", query.path));
-            assert_eq!(
-                statement.column_names(),
-                query.columns,
-                "{}: the columns it returns are not the ones the code reads",
-                query.path
-            );
-        }
-    }
-
-    #[test]
-    fn every_sql_file_is_a_listed_statement() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
-        let mut files = BTreeSet::new();
-        sql_files(&root, &root, &mut files);
-        let listed: BTreeSet<String> = ALL.iter().map(|q| q.path.to_owned()).collect();
-        assert_eq!(files, listed, "queries/ and the list in queries.rs differ");
-        assert_eq!(listed.len(), ALL.len(), "a file is listed twice");
+        crate::migrate::run(&conn, &crate::migrate::QUEUE).unwrap();
+        let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+        super::check_queries(&conn, super::ALL, &queries).unwrap();
     }
 }

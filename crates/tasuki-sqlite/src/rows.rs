@@ -2,7 +2,7 @@
 //! of the store's statements.
 
 use rusqlite::{ErrorCode, Row};
-use tasuki_core::{AttemptError, Job, JobId, StoreError, StoreResult, Timestamp, User};
+use tasuki_core::{AttemptError, Job, JobId, StoreError, StoreResult, Timestamp};
 
 /// What a store's statements fail with: SQLite's errors and the core's
 /// (a corrupt row, a missing one), so that `?` takes both. A job's writes
@@ -56,7 +56,7 @@ impl From<Error> for StoreError {
     }
 }
 
-pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Database(format!("corrupt {what}: {detail}").into())
 }
 
@@ -120,39 +120,8 @@ pub(crate) fn job(row: &Row<'_>) -> Result<Job, Error> {
     })
 }
 
-/// The columns of a `users` row, in the order [`user`] reads them.
-pub(crate) const USER: &[&str] = &[
-    "id",
-    "email",
-    "age",
-    "name",
-    "bio",
-    "is_active",
-    "additional_data",
-    "created_at",
-];
-
-/// Reads a row of [`USER`]'s columns.
-pub(crate) fn user(row: &Row<'_>) -> Result<User, Error> {
-    let additional: Option<String> = row.get(6)?;
-    let additional_data = additional
-        .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("additional_data", e)))
-        .transpose()?;
-    let is_active: i64 = row.get(5)?;
-    Ok(User {
-        id: row.get(0)?,
-        email: row.get(1)?,
-        age: row.get(2)?,
-        name: row.get(3)?,
-        bio: row.get(4)?,
-        is_active: is_active != 0,
-        additional_data,
-        created_at: Timestamp::from_micros(row.get(7)?),
-    })
-}
-
 /// The first row a statement returns, read by `read`; `NotFound` when none.
-pub(crate) fn one<T>(
+pub fn one<T>(
     mut rows: rusqlite::Rows<'_>,
     read: impl Fn(&Row<'_>) -> Result<T, Error>,
 ) -> Result<T, Error> {
@@ -160,7 +129,7 @@ pub(crate) fn one<T>(
 }
 
 /// Every row a statement returns, each read by `read`.
-pub(crate) fn all<T>(
+pub fn all<T>(
     mut rows: rusqlite::Rows<'_>,
     read: impl Fn(&Row<'_>) -> Result<T, Error>,
 ) -> Result<Vec<T>, Error> {

@@ -25,6 +25,19 @@ pub struct Tx<'c> {
 }
 
 impl<'c> Tx<'c> {
+    pub(crate) fn new(conn: &'c Connection, check: Option<&'c dyn JobCheck>) -> Self {
+        Self {
+            conn,
+            check,
+            enqueued: Cell::new(false),
+        }
+    }
+
+    /// Whether a job was enqueued in this transaction.
+    pub(crate) fn enqueued(&self) -> bool {
+        self.enqueued.get()
+    }
+
     /// The connection, inside the transaction: run the job's own statements
     /// on it. Ending the transaction (`COMMIT`, `ROLLBACK`) fails the batch.
     pub fn conn(&self) -> &'c Connection {
@@ -77,16 +90,12 @@ pub(crate) fn complete(
             let Some(writes) = &completion.writes else {
                 continue;
             };
-            let tx = Tx {
-                conn,
-                check: writes.check(),
-                enqueued: Cell::new(false),
-            };
+            let tx = Tx::new(conn, writes.check());
             conn.execute_batch("SAVEPOINT job_writes")?;
             match run(writes, &tx) {
                 Ok(()) => {
                     conn.execute_batch("RELEASE job_writes")?;
-                    enqueued |= tx.enqueued.get();
+                    enqueued |= tx.enqueued();
                     done.push(completion);
                 }
                 Err(error) => {

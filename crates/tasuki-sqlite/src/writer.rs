@@ -28,9 +28,10 @@ use tokio::sync::oneshot;
 use crate::Durability;
 use crate::rows::Error;
 
-/// Who waits on a write's commit.
+/// Who waits on a write's commit, which sets how hard it syncs under the
+/// default durability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Commit {
+pub enum Commit {
     /// A caller is told "done" after it: it must survive power loss.
     Acknowledged,
     /// The queue's own state, which a crash may roll back to an earlier,
@@ -82,19 +83,10 @@ where
     }
 }
 
-/// A statement of a session (an interactive transaction); it answers itself.
-type Command = Box<dyn FnOnce(&Connection) + Send>;
-
 enum Request {
     Write {
         commit: Commit,
         write: Box<dyn Pending>,
-    },
-    /// An interactive transaction: the writer begins it, then runs its
-    /// commands one by one until it commits, rolls back or is dropped.
-    Session {
-        commands: mpsc::Receiver<Command>,
-        ready: oneshot::Sender<StoreResult<()>>,
     },
     /// Ends the thread as a panic outside any write would (tests only).
     #[cfg(test)]
@@ -151,19 +143,6 @@ impl Writer {
         answered.await.map_err(|_| stopped())?
     }
 
-    /// Begins an interactive transaction (acknowledged: it syncs `FULL`). It
-    /// holds the writer until it commits or is dropped.
-    pub(crate) async fn session(&self) -> StoreResult<Session> {
-        let (commands, receiver) = mpsc::channel();
-        let (ready, begun) = oneshot::channel();
-        self.send(Request::Session {
-            commands: receiver,
-            ready,
-        })?;
-        begun.await.map_err(|_| stopped())??;
-        Ok(Session { commands })
-    }
-
     /// Whether the writer thread is running (it is replaced at the next write
     /// if not).
     pub(crate) fn is_alive(&self) -> bool {
@@ -193,29 +172,6 @@ impl Writer {
     fn crash(&self) {
         let thread = self.inner.thread.lock().unwrap();
         thread.requests.send(Request::Crash).unwrap();
-    }
-}
-
-/// An interactive transaction on the writer.
-pub(crate) struct Session {
-    commands: mpsc::Sender<Command>,
-}
-
-impl Session {
-    /// Runs `command` inside the transaction.
-    pub(crate) async fn run<T, F>(&self, command: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
-    {
-        let (answer, answered) = oneshot::channel();
-        let command: Command = Box::new(move |conn| {
-            let _ = answer.send(guarded(|| command(conn)));
-        });
-        self.commands
-            .send(command)
-            .map_err(|_| StoreError::Database("the transaction has ended".into()))?;
-        answered.await.map_err(|_| stopped())?
     }
 }
 
@@ -300,17 +256,14 @@ impl Turns {
             let mut turn = Vec::new();
             match first {
                 Request::Write { commit, write } => turn.push((commit, write)),
-                Request::Session { commands, ready } => {
-                    self.session(&commands, ready);
-                    continue;
-                }
                 #[cfg(test)]
                 Request::Crash => panic!("crash requested"),
             }
             while turn.len() < MAX_TURN {
                 match requests.try_recv() {
                     Ok(Request::Write { commit, write }) => turn.push((commit, write)),
-                    // A session or a crash waits for this turn's commit.
+                    // A crash waits for this turn's commit.
+                    #[cfg(test)]
                     Ok(other) => {
                         next = Some(other);
                         break;
@@ -407,29 +360,6 @@ impl Turns {
         }
     }
 
-    fn session(
-        &mut self,
-        commands: &mpsc::Receiver<Command>,
-        ready: oneshot::Sender<StoreResult<()>>,
-    ) {
-        if let Err(error) = self.begin(Commit::Acknowledged) {
-            let _ = ready.send(Err(error.into()));
-            return;
-        }
-        if ready.send(Ok(())).is_ok() {
-            // Until a command commits or rolls back, or the caller drops it.
-            while !self.conn.is_autocommit() {
-                match commands.recv() {
-                    Ok(command) => command(&self.conn),
-                    Err(_) => break,
-                }
-            }
-        }
-        if !self.conn.is_autocommit() {
-            let _ = self.exec("ROLLBACK");
-        }
-    }
-
     /// Sets the sync level this transaction's commit needs, then begins it.
     fn begin(&mut self, level: Commit) -> Result<(), Error> {
         if self.durability == Durability::Full && self.level != Some(level) {
@@ -516,12 +446,20 @@ mod tests {
             .unwrap()
     }
 
-    /// Holds the writer with an open session while `queue` sends writes, then
-    /// lets it go: everything queued meanwhile runs as one turn.
+    /// Holds the writer inside a write while `queue` sends writes, then lets
+    /// it go: everything queued meanwhile runs as the next turn.
     async fn one_turn<T>(writer: &Writer, queue: impl FnOnce() -> T) -> T {
-        let held = writer.session().await.unwrap();
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (entered, holding) = tokio::sync::oneshot::channel();
+        let mut held = queued(writer.write(Commit::Bookkeeping, move |_| {
+            let _ = entered.send(());
+            let _ = hold.recv();
+            Ok(())
+        }));
+        holding.await.unwrap();
         let queued = queue();
-        drop(held);
+        release.send(()).unwrap();
+        held.as_mut().await.unwrap();
         queued
     }
 

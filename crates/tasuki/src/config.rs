@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use tasuki_app::{AppStore, PgApp, SqliteApp};
 use tasuki_core::Store;
 use tasuki_postgres::{PgConfig, PgStore};
 use tasuki_sqlite::{SqliteConfig, SqliteStore};
+use tasuki_worker::Registry;
 
 use crate::cli::GlobalArgs;
 
@@ -65,18 +67,43 @@ impl Database {
     }
 }
 
-/// Every job type this build knows, wired to its services.
-pub(crate) fn registry() -> Arc<tasuki_worker::Registry> {
-    Arc::new(tasuki_jobs::registry(Arc::new(tasuki_jobs::LogEmailSender)))
+/// The queue's store and the application's, on one database.
+pub(crate) struct Stores {
+    pub(crate) queue: Arc<dyn Store>,
+    pub(crate) app: Arc<dyn AppStore>,
 }
 
-pub(crate) async fn open(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
+impl Stores {
+    /// Every job type this build knows, wired to its services.
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        Arc::new(tasuki_app::registry(
+            self.app.clone(),
+            Arc::new(tasuki_app::LogEmailSender),
+        ))
+    }
+}
+
+/// Opens the database, applying the queue's migrations and the
+/// application's.
+pub(crate) async fn open(database: &Database) -> anyhow::Result<Stores> {
     let context = || format!("cannot open the database {}", database.describe());
-    let store: Arc<dyn Store> = match database {
+    let stores = match database {
         Database::Sqlite(config) => {
-            Arc::new(SqliteStore::open(config).await.with_context(context)?)
+            let store = Arc::new(SqliteStore::open(config).await.with_context(context)?);
+            let app = SqliteApp::open(store.clone()).await.with_context(context)?;
+            Stores {
+                queue: store,
+                app: Arc::new(app),
+            }
         }
-        Database::Postgres(config) => Arc::new(PgStore::open(config).await.with_context(context)?),
+        Database::Postgres(config) => {
+            let store = Arc::new(PgStore::open(config).await.with_context(context)?);
+            let app = PgApp::open(store.clone()).await.with_context(context)?;
+            Stores {
+                queue: store,
+                app: Arc::new(app),
+            }
+        }
     };
-    Ok(store)
+    Ok(stores)
 }

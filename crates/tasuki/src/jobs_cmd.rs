@@ -14,7 +14,7 @@ use crate::config;
 pub(crate) async fn run(global: &GlobalArgs, command: JobsCommand) -> anyhow::Result<()> {
     // Everything is checked before the database is opened: a bad command writes nothing.
     let database = config::database(global, 2)?;
-    let open = || config::open(&database);
+    let open = async || Ok::<_, anyhow::Error>(config::open(&database).await?.queue);
     let now = Timestamp::now();
     match command {
         JobsCommand::Enqueue(args) => {
@@ -68,7 +68,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobsCommand) -> anyhow::Re
 fn new_jobs(args: &EnqueueArgs) -> anyhow::Result<Vec<NewJob>> {
     let payload: serde_json::Value = serde_json::from_str(&args.payload)
         .with_context(|| format!("the payload is not valid JSON: {}", args.payload))?;
-    let payload = config::registry().prepare(&args.job_type, payload)?;
+    let payload = tasuki_app::schemas().prepare(&args.job_type, payload)?;
     let now = Timestamp::now();
     let scheduled_at = due_at(now, args.run_at.as_deref(), args.delay).map_err(|e| match e {
         ScheduleError::RunAt => anyhow::anyhow!(

@@ -20,14 +20,16 @@ pub(crate) async fn run(
     let pool_size = config::default_pool_size(true, workers.map(|w| w.concurrency));
     let database = config::database(global, pool_size)?;
     workers.map(worker_cmd::check).transpose()?;
-    let store = config::open(&database).await?;
-    let registry = config::registry();
+    let stores = config::open(&database).await?;
+    let registry = stores.registry();
+    let store = stores.queue.clone();
     let worker = workers.map(|w| worker_cmd::build(global, w, store.clone(), registry.clone()));
     let shutdown = CancellationToken::new();
+    let clock = Arc::new(SystemClock);
     let state = AppState {
         store,
         registry,
-        clock: Arc::new(SystemClock),
+        clock: clock.clone(),
         shutdown: shutdown.clone(),
     };
     let api = ApiConfig {
@@ -37,7 +39,7 @@ pub(crate) async fn run(
         request_timeout: args.request_timeout,
         admin_token: args.admin_token.clone(),
     };
-    let app = Application::build(&api, state).await?;
+    let app = Application::build(&api, state, tasuki_app::routes(stores.app, clock)).await?;
     tokio::spawn(worker_cmd::stop_on_signal(shutdown.clone()));
 
     let server = {

@@ -18,8 +18,9 @@ pub(crate) async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Resul
         config::default_pool_size(false, Some(args.concurrency)),
     )?;
     check(args)?;
-    let store = config::open(&database).await?;
-    let registry = config::registry();
+    let stores = config::open(&database).await?;
+    let registry = stores.registry();
+    let store = stores.queue;
     let worker = build(global, args, store.clone(), registry.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));

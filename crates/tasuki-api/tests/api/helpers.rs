@@ -5,7 +5,8 @@ use std::sync::{Arc, LazyLock};
 use reqwest::Method;
 use serde_json::Value;
 use tasuki_api::{ApiConfig, AppState, Application, Contract, ValidationMode};
-use tasuki_conformance::{Engine, TestDb};
+use tasuki_app::{AppStore, LogEmailSender, PgApp, SqliteApp, registry};
+use tasuki_conformance::{Backend, Engine, TestDb};
 use tasuki_core::{Store, SystemClock};
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,8 @@ static CONTRACT: LazyLock<Contract> = LazyLock::new(|| Contract::load().unwrap()
 pub(crate) struct TestApp {
     pub(crate) base: String,
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) app: Arc<dyn AppStore>,
+    pub(crate) backend: Backend,
     pub(crate) client: reqwest::Client,
     /// The state's token: cancelling it makes /health report shutting down.
     pub(crate) shutting_down: CancellationToken,
@@ -51,20 +54,28 @@ pub(crate) async fn spawn_with(engine: Engine, config: ApiConfig) -> TestApp {
         .await
         .expect("engine_tests! runs a test only where its engine is up");
     let store: Arc<dyn Store> = db.store.clone();
+    let app_store: Arc<dyn AppStore> = match &db.backend {
+        Backend::Sqlite(store) => Arc::new(SqliteApp::open(store.clone()).await.unwrap()),
+        Backend::Postgres(store) => Arc::new(PgApp::open(store.clone()).await.unwrap()),
+    };
     let shutting_down = CancellationToken::new();
+    let clock = Arc::new(SystemClock);
     let state = AppState {
         store: store.clone(),
-        registry: Arc::new(tasuki_jobs::registry(Arc::new(tasuki_jobs::LogEmailSender))),
-        clock: Arc::new(SystemClock),
+        registry: Arc::new(registry(app_store.clone(), Arc::new(LogEmailSender))),
+        clock: clock.clone(),
         shutdown: shutting_down.clone(),
     };
-    let app = Application::build(&config, state).await.unwrap();
+    let routes = tasuki_app::routes(app_store.clone(), clock);
+    let app = Application::build(&config, state, routes).await.unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
     let server = CancellationToken::new();
     tokio::spawn(app.run(server.clone()));
     TestApp {
         base,
         store,
+        app: app_store,
+        backend: db.backend.clone(),
         client: reqwest::Client::new(),
         shutting_down,
         server,
@@ -194,7 +205,7 @@ impl TestApp {
 
     pub(crate) async fn count(&self, table: &str) -> i64 {
         match table {
-            "users" => self.store.user_list(0, 10_000).await.unwrap().items.len() as i64,
+            "users" => self.app.user_list(0, 10_000).await.unwrap().items.len() as i64,
             _ => self
                 .store
                 .job_stats(tasuki_core::Timestamp::now())

@@ -99,11 +99,27 @@ async fn a_timed_out_request_is_a_problem() {
         request_timeout: std::time::Duration::from_millis(100),
         ..crate::helpers::test_config()
     };
-    // On SQLite an open transaction holds the one writer connection, so the
-    // enqueue below waits for it past the timeout (the middleware is the same
-    // on both engines).
+    // On SQLite a write that holds the writer makes the enqueue below wait
+    // past the timeout (the middleware is the same on both engines).
     let app = crate::helpers::spawn_with(Engine::Sqlite, config).await;
-    let held = app.store.begin().await.unwrap();
+    let tasuki_conformance::Backend::Sqlite(sqlite) = &app.backend else {
+        unreachable!("a SQLite app")
+    };
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let (entered, holding) = tokio::sync::oneshot::channel();
+    let held = tokio::spawn({
+        let sqlite = sqlite.clone();
+        async move {
+            sqlite
+                .write(tasuki_sqlite::Commit::Bookkeeping, move |_| {
+                    let _ = entered.send(());
+                    let _ = hold.recv();
+                    Ok(())
+                })
+                .await
+        }
+    });
+    holding.await.unwrap();
     let reply = app
         .client
         .post(format!("{}/jobs", app.base))
@@ -111,7 +127,8 @@ async fn a_timed_out_request_is_a_problem() {
         .send()
         .await
         .unwrap();
-    drop(held);
+    release.send(()).unwrap();
+    held.await.unwrap().unwrap();
     assert_eq!(reply.status(), 503);
     assert_eq!(reply.headers()["content-type"], "application/problem+json");
     assert!(reply.headers().contains_key("x-request-id"));

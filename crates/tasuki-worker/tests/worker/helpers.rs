@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tasuki_conformance::{Engine, TestDb};
-use tasuki_core::{
-    Clock, Job, JobId, ManualClock, NewJob, Onboarding, Store, Timestamp, UserProfile,
-};
+use tasuki_conformance::{Backend, Engine, TestDb};
+use tasuki_core::{Clock, Job, JobId, ManualClock, NewJob, Store, Timestamp};
 use tasuki_worker::{Done, Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
 use tokio::sync::{Notify, mpsc};
 
@@ -20,7 +18,7 @@ pub(crate) struct Env {
     pub(crate) clock: ManualClock,
     pub(crate) started: mpsc::UnboundedReceiver<JobId>,
     pub(crate) gate: Arc<Notify>,
-    _db: TestDb,
+    pub(crate) db: TestDb,
     registry: Arc<Registry>,
 }
 
@@ -40,7 +38,9 @@ impl Env {
             .register(Panics)
             .register(Sleeps)
             .register(Permanent)
-            .register(Onboards)
+            .register(Effects {
+                backend: db.backend.clone(),
+            })
             .register(Signals {
                 started: tx,
                 gate: gate.clone(),
@@ -50,7 +50,7 @@ impl Env {
             clock: ManualClock::new(T0),
             started,
             gate,
-            _db: db,
+            db,
             registry: Arc::new(registry),
         }
     }
@@ -181,36 +181,31 @@ impl Handler for Permanent {
     }
 }
 
-/// Onboards a user with writes that commit with its completion; the
-/// welcome email's delivery job is of type `delivery`.
-struct Onboards;
+/// Writes a row of `effects` (`row`) with its completion, and enqueues a
+/// `follow_up` job of that type in the same transaction.
+struct Effects {
+    backend: Backend,
+}
 
 #[derive(serde::Deserialize)]
-pub(crate) struct OnboardsPayload {
-    user_id: i64,
-    delivery: String,
+pub(crate) struct EffectsPayload {
+    row: i64,
+    follow_up: String,
 }
 
 #[async_trait]
-impl Handler for Onboards {
-    const JOB_TYPE: &'static str = "onboards";
-    type Payload = OnboardsPayload;
+impl Handler for Effects {
+    const JOB_TYPE: &'static str = "effects";
+    type Payload = EffectsPayload;
 
     fn schema() -> Value {
-        json!({"type": "object", "required": ["user_id", "delivery"]})
+        json!({"type": "object", "required": ["row", "follow_up"]})
     }
 
-    async fn handle(&self, ctx: &JobContext, p: OnboardsPayload) -> Result<Done, JobError> {
-        let writes = ctx.store.user_onboarding(Onboarding {
-            user_id: p.user_id,
-            profile: UserProfile::default(),
-            email_kind: "welcome".into(),
-            email_subject: "Welcome".into(),
-            email_body: "Hello".into(),
-            delivery: NewJob::new(p.delivery, Value::Null, ctx.now()),
-            now: ctx.now(),
-        });
-        Ok(Done::result(json!({"onboarded": p.user_id})).with_writes(writes))
+    async fn handle(&self, ctx: &JobContext, p: EffectsPayload) -> Result<Done, JobError> {
+        let follow_up = NewJob::new(p.follow_up, json!({}), ctx.now());
+        let writes = tasuki_conformance::effect(&self.backend, p.row, Some(follow_up));
+        Ok(Done::result(json!({"row": p.row})).with_writes(writes))
     }
 }
 

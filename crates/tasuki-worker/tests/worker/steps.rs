@@ -199,51 +199,63 @@ async fn maintenance_rescues_lost_leases_and_deletes_old_jobs(engine: Engine) {
 }
 
 /// A job's writes commit with its completion, and the jobs they enqueue
-/// are checked by the registry: writes that fail, or enqueue a job that
-/// the registry refuses, fail the attempt and leave nothing behind.
+/// are checked by the registry. Writes that fail fail the attempt and leave
+/// nothing behind: a follow-up job the registry refuses fails it for good;
+/// a row that breaks a unique key is retried.
 async fn writes_commit_with_the_completion_or_fail_the_attempt(engine: Engine) {
     let env = Env::new(engine).await;
-    let mut tx = env.store.begin().await.unwrap();
-    let user = tx
-        .user_insert(tasuki_conformance::new_user("ada@example.com", 36), T0)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    tasuki_conformance::create_effects(&env.db.backend).await;
     let refused = env
-        .enqueue(
-            "onboards",
-            json!({"user_id": user.id, "delivery": "nobody"}),
-        )
-        .await;
-    let gone = env
-        .enqueue("onboards", json!({"user_id": 987_654, "delivery": "echo"}))
-        .await;
-    assert_eq!(env.worker().run_once().await.unwrap(), 2);
-    for (id, message) in [
-        (refused, "unknown job type `nobody`"),
-        (gone, "a row the job needs does not exist"),
-    ] {
-        let job = env.job(id).await;
-        assert_eq!((job.status, job.retry_count), (JobStatus::Failed, 0));
-        let error = job.error_message.unwrap_or_default();
-        assert!(error.starts_with(message), "{error}");
-    }
-    assert!(matches!(
-        env.store.user_profile_get(user.id).await,
-        Err(StoreError::NotFound)
-    ));
-
-    let onboards = env
-        .enqueue("onboards", json!({"user_id": user.id, "delivery": "echo"}))
+        .enqueue("effects", json!({"row": 1, "follow_up": "nobody"}))
         .await;
     assert_eq!(env.worker().run_once().await.unwrap(), 1);
-    let job = env.job(onboards).await;
+    let job = env.job(refused).await;
+    assert_eq!((job.status, job.retry_count), (JobStatus::Failed, 0));
+    let error = job.error_message.unwrap_or_default();
+    assert!(error.starts_with("unknown job type `nobody`"), "{error}");
+    assert!(
+        tasuki_conformance::effects(&env.db.backend)
+            .await
+            .is_empty()
+    );
+
+    let written = env
+        .enqueue("effects", json!({"row": 2, "follow_up": "echo"}))
+        .await;
+    assert_eq!(env.worker().run_once().await.unwrap(), 1);
+    let job = env.job(written).await;
     assert_eq!(job.status, JobStatus::Completed);
-    assert_eq!(job.result, Some(json!({"onboarded": user.id})));
-    assert!(env.store.user_profile_get(user.id).await.is_ok());
-    // The delivery job it enqueued runs next.
+    assert_eq!(job.result, Some(json!({"row": 2})));
+    assert_eq!(tasuki_conformance::effects(&env.db.backend).await, [2]);
+    // The follow-up job it enqueued runs next.
     assert_eq!(env.worker().drain().await.unwrap(), 1);
-    assert_eq!(env.store.signup_stats().await.unwrap().len(), 1);
+
+    let again = env
+        .enqueue("effects", json!({"row": 2, "follow_up": "echo"}))
+        .await;
+    assert_eq!(env.worker().run_once().await.unwrap(), 1);
+    let job = env.job(again).await;
+    assert_eq!((job.status, job.retry_count), (JobStatus::RetryPending, 1));
+    assert!(
+        job.error_message
+            .unwrap_or_default()
+            .contains("already exists")
+    );
+    assert_eq!(tasuki_conformance::effects(&env.db.backend).await, [2]);
+    assert_eq!(
+        env.store
+            .job_list(tasuki_core::JobFilter {
+                job_type: Some("echo".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1,
+        "nothing of the failed attempt was enqueued"
+    );
 }
 
 tasuki_conformance::engine_tests!(

@@ -1,4 +1,4 @@
-//! Group commit for signups, shared by the stores. Callers queue their
+//! Group commit for signups on PostgreSQL. Callers queue their
 //! signup and wait; one task takes the database's writer first, then every
 //! signup that queued until it had it, and hands them to the engine's batch
 //! insert: one transaction, one flush to disk for all of them. Every caller
@@ -11,7 +11,9 @@ use std::panic::AssertUnwindSafe;
 use futures_channel::{mpsc, oneshot};
 use futures_util::{FutureExt, StreamExt};
 
-use crate::{JobFor, JobId, NewJob, NewUser, StoreError, StoreResult, Timestamp, User};
+use tasuki_core::{JobId, NewJob, StoreError, StoreResult, Timestamp};
+
+use crate::model::{JobFor, NewUser, User};
 
 /// The most signups one transaction takes.
 const BATCH: usize = 512;
@@ -19,14 +21,14 @@ const BATCH: usize = 512;
 const QUEUE: usize = 8 * BATCH;
 
 /// One caller's signup: the user and the builder of its job.
-pub struct Signup {
-    pub user: NewUser,
-    pub job: JobFor,
-    pub now: Timestamp,
+pub(crate) struct Signup {
+    pub(crate) user: NewUser,
+    pub(crate) job: JobFor,
+    pub(crate) now: Timestamp,
 }
 
 /// What a signup gets: the user and its job, or why not.
-pub type SignupResult = StoreResult<(User, JobId)>;
+pub(crate) type SignupResult = StoreResult<(User, JobId)>;
 
 struct Queued {
     signup: Signup,
@@ -35,7 +37,7 @@ struct Queued {
 
 /// Where a store's `user_insert_with_job` queues its signups.
 #[derive(Clone)]
-pub struct SignupQueue {
+pub(crate) struct SignupQueue {
     queue: mpsc::Sender<Queued>,
 }
 
@@ -48,7 +50,10 @@ impl SignupQueue {
     /// each signup in order (see [`assign_users`] and [`answers`]); when
     /// either fails or a job builder panics, the batch is rolled back and
     /// every caller in it gets the error.
-    pub fn new<A, AFut, C, F, Fut>(acquire: A, insert: F) -> (Self, impl Future<Output = ()> + Send)
+    pub(crate) fn new<A, AFut, C, F, Fut>(
+        acquire: A,
+        insert: F,
+    ) -> (Self, impl Future<Output = ()> + Send)
     where
         A: Fn() -> AFut + Send,
         AFut: Future<Output = StoreResult<C>> + Send,
@@ -101,7 +106,7 @@ impl SignupQueue {
     }
 
     /// Queues a signup and waits for the commit that holds it.
-    pub async fn submit(&self, signup: Signup) -> SignupResult {
+    pub(crate) async fn submit(&self, signup: Signup) -> SignupResult {
         let (reply, answer) = oneshot::channel();
         let mut queue = self.queue.clone();
         futures_util::future::poll_fn(|cx| queue.poll_ready(cx))
@@ -118,7 +123,7 @@ impl SignupQueue {
 /// rows as the engine read them): the user each signup got, in order (the
 /// first signup of an email gets the row; any other is a duplicate), and the
 /// jobs of the new users, in the same order.
-pub fn assign_users(
+pub(crate) fn assign_users(
     batch: Vec<Signup>,
     inserted: impl IntoIterator<Item = StoreResult<User>>,
 ) -> StoreResult<(Vec<Option<User>>, Vec<NewJob>)> {
@@ -140,7 +145,7 @@ pub fn assign_users(
 }
 
 /// Each signup's answer: its user with the next job id, or a duplicate.
-pub fn answers(users: Vec<Option<User>>, job_ids: Vec<JobId>) -> Vec<SignupResult> {
+pub(crate) fn answers(users: Vec<Option<User>>, job_ids: Vec<JobId>) -> Vec<SignupResult> {
     let mut ids = job_ids.into_iter();
     users
         .into_iter()

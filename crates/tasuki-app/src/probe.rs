@@ -2,6 +2,7 @@
 //! and end in `probe_runs`, sleeps `sleep_ms` (at most a minute) and fails
 //! its first `fail_attempts` attempts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +10,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tasuki_worker::{Done, Handler, JobContext, JobError};
 
-pub struct Probe;
+use crate::AppStore;
+
+pub struct Probe {
+    app: Arc<dyn AppStore>,
+}
+
+impl Probe {
+    pub fn new(app: Arc<dyn AppStore>) -> Self {
+        Self { app }
+    }
+}
 
 const MAX_SLEEP_MS: u64 = 60_000;
 
@@ -38,14 +49,14 @@ impl Handler for Probe {
     }
 
     async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Done, JobError> {
-        ctx.store
+        self.app
             .probe_run_start(ctx.job_id, ctx.attempt, &ctx.worker_id, ctx.now())
             .await?;
         let sleep = Duration::from_millis(payload.sleep_ms.min(MAX_SLEEP_MS));
         if !sleep.is_zero() {
             tokio::time::sleep(sleep).await;
         }
-        ctx.store
+        self.app
             .probe_run_end(ctx.job_id, ctx.attempt, ctx.now())
             .await?;
         if ctx.attempt <= payload.fail_attempts {

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tasuki_core::EmailMessage;
 use tasuki_worker::{Done, Handler, JobContext, JobError};
+
+use crate::{AppStore, EmailMessage};
 
 /// Where emails go. A failure is retried with backoff.
 #[async_trait]
@@ -34,12 +35,13 @@ impl EmailSender for LogEmailSender {
 pub const SEND_EMAIL_PRIORITY: i32 = 2;
 
 pub struct SendEmail {
+    app: Arc<dyn AppStore>,
     sender: Arc<dyn EmailSender>,
 }
 
 impl SendEmail {
-    pub fn new(sender: Arc<dyn EmailSender>) -> Self {
-        Self { sender }
+    pub fn new(app: Arc<dyn AppStore>, sender: Arc<dyn EmailSender>) -> Self {
+        Self { app, sender }
     }
 }
 
@@ -65,7 +67,7 @@ impl Handler for SendEmail {
     /// The email leaves the database, so a run that finds it sent (by an
     /// earlier attempt whose completion committed) does not send it again.
     async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Done, JobError> {
-        let email = ctx.store.email_get(payload.outbox_id).await?;
+        let email = self.app.email_get(payload.outbox_id).await?;
         if email.sent_at.is_some() {
             return Ok(Done::result(
                 json!({"outbox_id": email.id, "already_sent": true}),
@@ -74,7 +76,7 @@ impl Handler for SendEmail {
         self.sender.send(&email).await?;
         Ok(
             Done::result(json!({"outbox_id": email.id, "recipient": email.recipient}))
-                .with_writes(ctx.store.email_sent(email.id, ctx.now())),
+                .with_writes(self.app.email_sent(email.id, ctx.now())),
         )
     }
 }

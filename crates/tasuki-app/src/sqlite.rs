@@ -1,20 +1,97 @@
 //! The application's tables on SQLite: users, profiles, signup statistics,
-//! the email outbox and probe runs.
+//! the email outbox and probe runs, in the queue's database file. Every
+//! write goes through the store's writer, so that it commits in the
+//! writer's turns with the queue's own writes.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, named_params};
-use tasuki_core::{
-    AgeFilter, AppStore, EmailMessage, JobId, NewUser, Onboarding, Page, StoreError, StoreResult,
-    Timestamp, User, UserProfile, Writes,
+use rusqlite::{Connection, OptionalExtension, Row, named_params};
+use tasuki_core::{JobId, Page, StoreError, StoreResult, Timestamp, Writes};
+use tasuki_sqlite::{Commit, Error, Migrations, SqliteStore, Tx, corrupt, writes};
+
+use crate::model::{
+    AgeFilter, AppStore, EmailMessage, JobFor, NewUser, Onboarding, User, UserProfile,
 };
 
-use crate::SqliteStore;
-use crate::queries;
-use crate::rows::{self, Error, corrupt};
-use crate::writer::Commit;
-use crate::{Tx, writes};
+/// The application's tables, in a ledger of their own.
+pub(crate) const MIGRATIONS: Migrations = Migrations {
+    ledger: "_tasuki_app_migrations",
+    list: &[(
+        1,
+        "init",
+        include_str!("../sqlite/migrations/0001_init.sql"),
+    )],
+};
 
-pub(crate) fn insert_user(conn: &Connection, user: NewUser, now: Timestamp) -> Result<User, Error> {
+/// Every statement, in `sqlite/queries/`, checked by this crate's tests.
+pub(crate) mod queries {
+    use super::USER;
+
+    tasuki_sqlite::queries! {
+        dir = "sqlite/queries";
+        USER_INSERT = "user/insert.sql" => USER;
+        USER_GET = "user/get.sql" => USER;
+        USER_LIST = "user/list.sql" => USER;
+        USER_AGES = "user/ages.sql" => &["age"];
+        USER_PROFILE_GET = "user/profile_get.sql" => &["recommendation_tags", "region", "rank"];
+        ONBOARD_PROFILE = "user/onboard/profile.sql" => &[];
+        ONBOARD_MARK = "user/onboard/mark.sql" => &[];
+        ONBOARD_EMAIL = "user/onboard/email.sql" => &["id"];
+        ONBOARD_COUNT = "user/onboard/count.sql" => &[];
+        SIGNUP_STATS = "signup/stats.sql" => &["day", "signups"];
+        EMAIL_GET = "email/get.sql" => &["id", "user_id", "kind", "recipient", "subject", "body", "sent_at"];
+        EMAIL_MARK_SENT = "email/mark_sent.sql" => &[];
+        PROBE_START = "probe/start.sql" => &[];
+        PROBE_END = "probe/end.sql" => &[];
+    }
+}
+
+/// The application's store on SQLite.
+pub struct SqliteApp {
+    store: Arc<SqliteStore>,
+}
+
+impl SqliteApp {
+    /// Applies the application's migrations.
+    pub async fn open(store: Arc<SqliteStore>) -> StoreResult<Self> {
+        store.migrate(&MIGRATIONS).await?;
+        Ok(Self { store })
+    }
+}
+
+/// The columns of a `users` row, in the order [`user_row`] reads them.
+const USER: &[&str] = &[
+    "id",
+    "email",
+    "age",
+    "name",
+    "bio",
+    "is_active",
+    "additional_data",
+    "created_at",
+];
+
+/// Reads a row of [`USER`]'s columns.
+fn user_row(row: &Row<'_>) -> Result<User, Error> {
+    let additional: Option<String> = row.get(6)?;
+    let additional_data = additional
+        .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("additional_data", e)))
+        .transpose()?;
+    let is_active: i64 = row.get(5)?;
+    Ok(User {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        age: row.get(2)?,
+        name: row.get(3)?,
+        bio: row.get(4)?,
+        is_active: is_active != 0,
+        additional_data,
+        created_at: Timestamp::from_micros(row.get(7)?),
+    })
+}
+
+fn insert_user(conn: &Connection, user: NewUser, now: Timestamp) -> Result<User, Error> {
     let additional = user
         .additional_data
         .map(|map| serde_json::Value::Object(map).to_string());
@@ -28,7 +105,7 @@ pub(crate) fn insert_user(conn: &Connection, user: NewUser, now: Timestamp) -> R
         additional,
         now.as_micros(),
     ))?;
-    rows::one(rows, rows::user)
+    tasuki_sqlite::one(rows, user_row)
 }
 
 /// A `user_created` job's writes, the statements of `queries/user/onboard/`.
@@ -66,12 +143,30 @@ fn onboard(tx: &Tx<'_>, o: &Onboarding, tags: &str) -> Result<(), Error> {
 }
 
 #[async_trait]
-impl AppStore for SqliteStore {
+impl AppStore for SqliteApp {
+    /// A signup is one write in the writer's next turn: concurrent signups
+    /// commit together, with one fsync (group commit), and a taken email
+    /// rolls back only its own savepoint.
+    async fn user_insert_with_job(
+        &self,
+        user: NewUser,
+        job: JobFor,
+        now: Timestamp,
+    ) -> StoreResult<(User, JobId)> {
+        self.store
+            .write(Commit::Acknowledged, move |tx| {
+                let user = insert_user(tx.conn(), user, now)?;
+                let job = tx.enqueue(job(&user))?;
+                Ok((user, job))
+            })
+            .await
+    }
+
     async fn user_get(&self, id: i64) -> StoreResult<User> {
-        self.readers
+        self.store
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(queries::USER_GET.sql)?;
-                rows::one(statement.query([id])?, rows::user)
+                tasuki_sqlite::one(statement.query([id])?, user_row)
             })
             .await
     }
@@ -79,17 +174,17 @@ impl AppStore for SqliteStore {
     async fn user_list(&self, after: i64, limit: u32) -> StoreResult<Page<User>> {
         let limit = limit.max(1);
         let users = self
-            .readers
+            .store
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(queries::USER_LIST.sql)?;
-                rows::all(statement.query((after, limit))?, rows::user)
+                tasuki_sqlite::all(statement.query((after, limit))?, user_row)
             })
             .await?;
         Ok(Page::of(users, limit, |u| u.id))
     }
 
     async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile> {
-        self.readers
+        self.store
             .read(move |conn| {
                 let (tags, region, rank): (String, Option<String>, Option<String>) = conn
                     .prepare_cached(queries::USER_PROFILE_GET.sql)?
@@ -110,7 +205,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>> {
-        self.readers
+        self.store
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(queries::USER_AGES.sql)?;
                 let ages = statement
@@ -122,7 +217,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn signup_stats(&self) -> StoreResult<Vec<(String, i64)>> {
-        self.readers
+        self.store
             .read(|conn| {
                 let mut statement = conn.prepare_cached(queries::SIGNUP_STATS.sql)?;
                 let days = statement
@@ -134,10 +229,10 @@ impl AppStore for SqliteStore {
     }
 
     async fn email_get(&self, id: i64) -> StoreResult<EmailMessage> {
-        self.readers
+        self.store
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(queries::EMAIL_GET.sql)?;
-                rows::one(statement.query([id])?, |row| {
+                tasuki_sqlite::one(statement.query([id])?, |row| {
                     let sent_at: Option<i64> = row.get(6)?;
                     Ok(EmailMessage {
                         id: row.get(0)?,
@@ -171,8 +266,9 @@ impl AppStore for SqliteStore {
         at: Timestamp,
     ) -> StoreResult<()> {
         let (worker, at) = (worker.to_owned(), at.as_micros());
-        self.writer
-            .write(Commit::Bookkeeping, move |conn| {
+        self.store
+            .write(Commit::Bookkeeping, move |tx| {
+                let conn = tx.conn();
                 conn.prepare_cached(queries::PROBE_START.sql)?
                     .execute((job_id.0, attempt, worker, at))?;
                 Ok(())
@@ -182,12 +278,32 @@ impl AppStore for SqliteStore {
 
     async fn probe_run_end(&self, job_id: JobId, attempt: i32, at: Timestamp) -> StoreResult<()> {
         let at = at.as_micros();
-        self.writer
-            .write(Commit::Bookkeeping, move |conn| {
+        self.store
+            .write(Commit::Bookkeeping, move |tx| {
+                let conn = tx.conn();
                 conn.prepare_cached(queries::PROBE_END.sql)?
                     .execute((job_id.0, attempt, at))?;
                 Ok(())
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use tasuki_sqlite::{SqliteConfig, SqliteStore, check_queries};
+
+    #[tokio::test]
+    async fn every_statement_prepares_against_the_schema_and_every_file_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("schema.db");
+        let store = SqliteStore::open(&SqliteConfig::new(&path)).await.unwrap();
+        super::SqliteApp::open(Arc::new(store)).await.unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("sqlite/queries");
+        check_queries(&conn, super::queries::ALL, &queries).unwrap();
     }
 }

@@ -1,18 +1,42 @@
-//! `/users`: a user and its `user_created` job are created in one transaction.
+//! `/users`: a user and its `user_created` job are created in one
+//! transaction. The API serves these operations of the contract with the
+//! queue's own, behind the same validation.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{MethodRouter, get, post};
 use serde_json::{Map, Value, json};
-use tasuki_core::{NewUser, StoreError};
-use tasuki_jobs::UserCreated;
+use tasuki_api::{ApiError, ValidBody, ValidQuery, location, page};
+use tasuki_core::{Clock, Page, StoreError};
 use tasuki_worker::Handler;
 
-use crate::validate::{ValidBody, ValidQuery};
-use crate::{ApiError, AppState};
+use crate::{AppStore, JobFor, NewUser, User, UserCreated};
 
-pub(crate) async fn create(
-    State(state): State<AppState>,
+#[derive(Clone)]
+struct Users {
+    app: Arc<dyn AppStore>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The contract's `/users` operations, by `operationId`, for
+/// `tasuki_api::router`.
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    app: Arc<dyn AppStore>,
+    clock: Arc<dyn Clock>,
+) -> Vec<(&'static str, MethodRouter<S>)> {
+    let users = Users { app, clock };
+    vec![
+        ("createUser", post(create).with_state(users.clone())),
+        ("listUsers", get(list).with_state(users.clone())),
+        ("getUser", get(get_one).with_state(users)),
+    ]
+}
+
+async fn create(
+    State(state): State<Users>,
     Extension(ValidBody(body)): Extension<ValidBody>,
 ) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
     let mut fields: Map<String, Value> = match body {
@@ -30,9 +54,9 @@ pub(crate) async fn create(
         additional_data: (!fields.is_empty()).then(|| fields.clone()),
     };
     let now = state.clock.now();
-    let job: tasuki_core::JobFor = Box::new(move |user| UserCreated::job(user, fields, now));
+    let job: JobFor = Box::new(move |user| UserCreated::job(user, fields, now));
     let (user, job) = state
-        .store
+        .app
         .user_insert_with_job(user, job, now)
         .await
         .map_err(|e| match e {
@@ -50,40 +74,17 @@ pub(crate) async fn create(
     ))
 }
 
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Json<tasuki_core::User>, ApiError> {
-    state
-        .store
-        .user_get(id)
-        .await
-        .map(Json)
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound(format!("no user with id {id}")),
-            other => other.into(),
-        })
+async fn get_one(State(state): State<Users>, Path(id): Path<i64>) -> Result<Json<User>, ApiError> {
+    state.app.user_get(id).await.map(Json).map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound(format!("no user with id {id}")),
+        other => other.into(),
+    })
 }
 
-pub(crate) async fn list(
-    State(state): State<AppState>,
+async fn list(
+    State(state): State<Users>,
     Extension(ValidQuery(query)): Extension<ValidQuery>,
-) -> Result<Json<tasuki_core::Page<tasuki_core::User>>, ApiError> {
+) -> Result<Json<Page<User>>, ApiError> {
     let (after, limit) = page(&query);
-    Ok(Json(state.store.user_list(after, limit).await?))
-}
-
-/// The `after` and `limit` of a validated query, with the contract's default.
-pub(crate) fn page(query: &std::collections::BTreeMap<String, Value>) -> (i64, u32) {
-    let after = query.get("after").and_then(Value::as_i64).unwrap_or(0);
-    let limit = query.get("limit").and_then(Value::as_u64).unwrap_or(50);
-    (after, u32::try_from(limit).unwrap_or(50))
-}
-
-pub(crate) fn location(path: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_str(path) {
-        headers.insert(header::LOCATION, value);
-    }
-    headers
+    Ok(Json(state.app.user_list(after, limit).await?))
 }

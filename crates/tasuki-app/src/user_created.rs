@@ -6,17 +6,25 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tasuki_core::{NewJob, Onboarding, Timestamp, User, UserProfile};
+use std::sync::Arc;
+
+use tasuki_core::{NewJob, Timestamp};
 use tasuki_worker::{Done, Handler, JobContext, JobError};
 
-use crate::{MAX_ID, SEND_EMAIL_PRIORITY, SendEmail};
+use crate::{AppStore, MAX_ID, Onboarding, SEND_EMAIL_PRIORITY, SendEmail, User, UserProfile};
 
-pub struct UserCreated;
+pub struct UserCreated {
+    app: Arc<dyn AppStore>,
+}
 
 /// Below `send_email`'s, so that welcome emails are not starved.
 const PRIORITY: i32 = 1;
 
 impl UserCreated {
+    pub fn new(app: Arc<dyn AppStore>) -> Self {
+        Self { app }
+    }
+
     /// The job that onboards a user who just signed up; the fields outside
     /// the contract that flexible validation kept go along.
     pub fn job(user: &User, additional_props: Map<String, Value>, now: Timestamp) -> NewJob {
@@ -83,7 +91,7 @@ impl Handler for UserCreated {
         let user = &payload.user_data;
         let greeting = user.name.as_deref().unwrap_or(&user.email);
         let now = ctx.now();
-        let writes = ctx.store.user_onboarding(Onboarding {
+        let writes = self.app.user_onboarding(Onboarding {
             user_id: payload.user_id,
             profile: profile.clone(),
             email_kind: "welcome".into(),

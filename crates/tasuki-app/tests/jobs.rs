@@ -4,12 +4,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tasuki_conformance::{Engine, TestDb};
-use tasuki_core::{
-    EmailMessage, JobFilter, JobId, JobStatus, ManualClock, NewJob, NewUser, Store, Timestamp,
+use tasuki_app::{
+    AppStore, EmailMessage, EmailSender, NewUser, PgApp, SqliteApp, UserCreated, registry,
 };
-use tasuki_jobs::{EmailSender, registry};
-use tasuki_worker::{JobError, Worker, WorkerConfig};
+use tasuki_conformance::{Backend, Engine, TestDb};
+use tasuki_core::{JobFilter, JobId, JobStatus, ManualClock, NewJob, Store, Timestamp};
+use tasuki_worker::{JobError, Registry, Worker, WorkerConfig};
 
 const T0: Timestamp = Timestamp::from_micros(1_767_225_600_000_000);
 
@@ -27,6 +27,8 @@ impl EmailSender for Outbox {
 
 struct Env {
     store: Arc<dyn Store>,
+    app: Arc<dyn AppStore>,
+    registry: Arc<Registry>,
     worker: Worker,
     sent: Arc<Outbox>,
     _db: TestDb,
@@ -39,15 +41,22 @@ impl Env {
             .await
             .expect("engine_tests! runs a test only where its engine is up");
         let store = db.store.clone();
+        let app: Arc<dyn AppStore> = match &db.backend {
+            Backend::Sqlite(store) => Arc::new(SqliteApp::open(store.clone()).await.unwrap()),
+            Backend::Postgres(store) => Arc::new(PgApp::open(store.clone()).await.unwrap()),
+        };
         let sent = Arc::new(Outbox::default());
+        let registry = Arc::new(registry(app.clone(), sent.clone()));
         let worker = Worker::new(
             WorkerConfig::new("jobs-test"),
             store.clone(),
-            Arc::new(registry(sent.clone())),
+            registry.clone(),
             Arc::new(ManualClock::new(T0)),
         );
         Self {
             store,
+            app,
+            registry,
             worker,
             sent,
             _db: db,
@@ -55,9 +64,7 @@ impl Env {
     }
 
     async fn enqueue(&self, job_type: &str, payload: Value) -> JobId {
-        registry(self.sent.clone())
-            .validate(job_type, &payload)
-            .unwrap();
+        self.registry.validate(job_type, &payload).unwrap();
         self.store
             .job_insert(NewJob::new(job_type, payload, T0))
             .await
@@ -67,35 +74,24 @@ impl Env {
 
     /// A user and its `user_created` job, committed together.
     async fn signup(&self, email: &str, age: i64, extra: Value) -> (i64, JobId) {
-        let mut tx = self.store.begin().await.unwrap();
-        let user = tx
-            .user_insert(
-                NewUser {
-                    email: email.into(),
-                    age,
-                    name: Some("Kim".into()),
-                    bio: None,
-                    is_active: true,
-                    additional_data: extra.as_object().cloned(),
-                },
-                T0,
-            )
+        let user = NewUser {
+            email: email.into(),
+            age,
+            name: Some("Kim".into()),
+            bio: None,
+            is_active: true,
+            additional_data: extra.as_object().cloned(),
+        };
+        let props = extra.as_object().cloned().unwrap_or_default();
+        let (user, job) = self
+            .app
+            .user_insert_with_job(user, Box::new(move |u| UserCreated::job(u, props, T0)), T0)
             .await
             .unwrap();
-        let payload = json!({
-            "user_id": user.id,
-            "user_data": {"id": user.id, "email": user.email, "age": user.age, "name": user.name, "bio": null, "is_active": true},
-            "additional_props": extra,
-        });
-        registry(self.sent.clone())
-            .validate("user_created", &payload)
-            .unwrap();
-        let job = tx
-            .job_insert(NewJob::new("user_created", payload, T0).priority(1))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        (user.id, job.id)
+        let payload = self.store.job_get(job).await.unwrap().payload;
+        let payload: Value = serde_json::from_str(&payload).unwrap();
+        self.registry.validate("user_created", &payload).unwrap();
+        (user.id, job)
     }
 }
 
@@ -120,7 +116,7 @@ async fn a_user_gets_one_welcome_email_however_many_jobs_onboard_it(engine: Engi
             JobStatus::Completed
         );
     }
-    let profile = env.store.user_profile_get(user_id).await.unwrap();
+    let profile = env.app.user_profile_get(user_id).await.unwrap();
     assert_eq!(
         profile.recommendation_tags,
         ["chess-communities", "chess-events"]
@@ -129,7 +125,7 @@ async fn a_user_gets_one_welcome_email_however_many_jobs_onboard_it(engine: Engi
         (profile.region.as_deref(), profile.rank.as_deref()),
         (Some("europe"), Some("platinum"))
     );
-    assert_eq!(env.store.signup_stats().await.unwrap(), [(T0.utc_day(), 1)]);
+    assert_eq!(env.app.signup_stats().await.unwrap(), [(T0.utc_day(), 1)]);
 
     let sent = env.sent.0.lock().unwrap().clone();
     assert_eq!(sent.len(), 1, "one welcome email however often the job ran");
@@ -137,7 +133,7 @@ async fn a_user_gets_one_welcome_email_however_many_jobs_onboard_it(engine: Engi
         (sent[0].recipient.as_str(), sent[0].subject.as_str()),
         ("kim@example.com", "Welcome, Kim!")
     );
-    let outbox = env.store.email_get(sent[0].id).await.unwrap();
+    let outbox = env.app.email_get(sent[0].id).await.unwrap();
     assert_eq!(outbox.sent_at, Some(T0));
     let deliveries = JobFilter {
         job_type: Some("send_email".into()),
@@ -209,7 +205,7 @@ async fn probe_fails_its_first_attempts_then_succeeds(engine: Engine) {
     let worker = Worker::new(
         WorkerConfig::new("jobs-test"),
         env.store.clone(),
-        Arc::new(registry(env.sent.clone())),
+        env.registry.clone(),
         Arc::new(ManualClock::new(due)),
     );
     assert_eq!(worker.run_once().await.unwrap(), 1);
@@ -218,9 +214,9 @@ async fn probe_fails_its_first_attempts_then_succeeds(engine: Engine) {
     assert_eq!(job.result, Some(json!({"attempt": 2, "slept_ms": 0})));
 }
 
-#[test]
-fn schemas_reject_bad_payloads_with_pointers() {
-    let registry = registry(Arc::new(Outbox::default()));
+async fn schemas_reject_bad_payloads_with_pointers(engine: Engine) {
+    let env = Env::new(engine).await;
+    let registry = &env.registry;
     let err = registry
         .validate("probe", &json!({"sleep_ms": -1, "nap": true}))
         .unwrap_err();
@@ -253,4 +249,5 @@ tasuki_conformance::engine_tests!(
     a_missing_user_fails_without_retry,
     data_analysis_of_values_and_of_a_cohort,
     probe_fails_its_first_attempts_then_succeeds,
+    schemas_reject_bad_payloads_with_pointers,
 );

@@ -1,13 +1,24 @@
 //! `data_analysis`: summary statistics of a list of numbers, or of the ages
 //! of a user cohort, stored as the job's result.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tasuki_core::AgeFilter;
 use tasuki_worker::{Done, Handler, JobContext, JobError};
 
-pub struct DataAnalysis;
+use crate::{AgeFilter, AppStore};
+
+pub struct DataAnalysis {
+    app: Arc<dyn AppStore>,
+}
+
+impl DataAnalysis {
+    pub fn new(app: Arc<dyn AppStore>) -> Self {
+        Self { app }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -103,7 +114,7 @@ impl Handler for DataAnalysis {
         })
     }
 
-    async fn handle(&self, ctx: &JobContext, payload: Payload) -> Result<Done, JobError> {
+    async fn handle(&self, _: &JobContext, payload: Payload) -> Result<Done, JobError> {
         let (source, values) = match payload {
             Payload::Values { values } => ("values", values),
             Payload::Cohort { cohort } => {
@@ -111,7 +122,7 @@ impl Handler for DataAnalysis {
                     min_age: cohort.min_age,
                     max_age: cohort.max_age,
                 };
-                let ages = ctx.store.user_ages(filter).await?;
+                let ages = self.app.user_ages(filter).await?;
                 ("cohort_ages", ages.into_iter().map(|a| a as f64).collect())
             }
         };

@@ -1,0 +1,311 @@
+//! The application's tables on PostgreSQL: users, profiles, signup
+//! statistics, the email outbox and probe runs, beside the queue's tables
+//! in the same database. Signups commit in groups: one statement inserts a
+//! batch's users (a taken email inserts nothing, so one caller's duplicate
+//! does not undo the others), one inserts their jobs, and one commit with
+//! one WAL flush serves them all.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{Postgres, Transaction};
+use tasuki_core::{JobId, Page, StoreError, StoreResult, Timestamp, Writes};
+use tasuki_postgres::{Migrations, PgStore, corrupt, db_error, insert_jobs, writes};
+
+use crate::model::{
+    AgeFilter, AppStore, EmailMessage, JobFor, NewUser, Onboarding, User, UserProfile,
+};
+use crate::signup::{Signup, SignupQueue, SignupResult, answers, assign_users};
+
+/// The application's tables, in a ledger of their own.
+pub(crate) const MIGRATIONS: Migrations = Migrations {
+    ledger: "_tasuki_app_migrations",
+    list: &[(
+        1,
+        "init",
+        include_str!("../postgres/migrations/0001_init.sql"),
+    )],
+};
+
+/// The application's store on PostgreSQL.
+pub struct PgApp {
+    store: Arc<PgStore>,
+    signups: SignupQueue,
+}
+
+impl PgApp {
+    /// Applies the application's migrations, and starts the signups' group
+    /// commit.
+    pub async fn open(store: Arc<PgStore>) -> StoreResult<Self> {
+        store.migrate(&MIGRATIONS).await?;
+        let pool = store.pool().clone();
+        let begin = move || {
+            let pool = pool.clone();
+            async move { pool.begin().await.map_err(db_error) }
+        };
+        let (signups, task) = SignupQueue::new(begin, insert_signups);
+        tokio::spawn(task);
+        Ok(Self { store, signups })
+    }
+}
+
+fn ts(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
+    t.map(Timestamp::from)
+}
+
+#[async_trait]
+impl AppStore for PgApp {
+    /// PostgreSQL flushes the WAL of concurrent commits together, but a
+    /// batch saves the round trips of one transaction per signup.
+    async fn user_insert_with_job(
+        &self,
+        user: NewUser,
+        job: JobFor,
+        now: Timestamp,
+    ) -> StoreResult<(User, JobId)> {
+        let result = self.signups.submit(Signup { user, job, now }).await;
+        if result.is_ok() {
+            self.store.jobs_enqueued();
+        }
+        result
+    }
+
+    async fn user_get(&self, id: i64) -> StoreResult<User> {
+        sqlx::query_file_as!(UserRow, "postgres/queries/user/get.sql", id)
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(db_error)?
+            .try_into()
+    }
+
+    async fn user_list(&self, after: i64, limit: u32) -> StoreResult<Page<User>> {
+        let limit = limit.max(1);
+        let rows = sqlx::query_file_as!(
+            UserRow,
+            "postgres/queries/user/list.sql",
+            after,
+            i64::from(limit)
+        )
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        let items = rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::of(items, limit, |u| u.id))
+    }
+
+    async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile> {
+        let row = sqlx::query_file!("postgres/queries/user/profile_get.sql", user_id)
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(UserProfile {
+            recommendation_tags: serde_json::from_value(row.recommendation_tags)
+                .map_err(|e| StoreError::Database(Box::new(e)))?,
+            region: row.region,
+            rank: row.rank,
+        })
+    }
+
+    fn user_onboarding(&self, o: Onboarding) -> Writes {
+        let tags = json!(o.profile.recommendation_tags);
+        writes(move |tx| {
+            let (o, tags) = (o.clone(), tags.clone());
+            Box::pin(async move {
+                let onboarded = sqlx::query_file_scalar!(
+                    "postgres/queries/user/onboard.sql",
+                    o.user_id,
+                    o.now.to_datetime(),
+                    o.now.utc_day(),
+                    tags,
+                    o.profile.region,
+                    o.profile.rank,
+                    o.email_kind,
+                    o.email_subject,
+                    o.email_body
+                )
+                .fetch_optional(tx.conn())
+                .await?
+                .ok_or(StoreError::NotFound)?;
+                if let Some(outbox_id) = onboarded {
+                    let mut delivery = o.delivery;
+                    delivery.payload = json!({ "outbox_id": outbox_id });
+                    tx.enqueue(delivery).await?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>> {
+        sqlx::query_file_scalar!(
+            "postgres/queries/user/ages.sql",
+            filter.min_age,
+            filter.max_age
+        )
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db_error)
+    }
+
+    async fn signup_stats(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query_file!("postgres/queries/signup/stats.sql")
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(|r| (r.day, r.signups)).collect())
+    }
+
+    async fn email_get(&self, id: i64) -> StoreResult<EmailMessage> {
+        let row = sqlx::query_file!("postgres/queries/email/get.sql", id)
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(EmailMessage {
+            id: row.id,
+            user_id: row.user_id,
+            kind: row.kind,
+            recipient: row.recipient,
+            subject: row.subject,
+            body: row.body,
+            sent_at: ts(row.sent_at),
+        })
+    }
+
+    fn email_sent(&self, id: i64, now: Timestamp) -> Writes {
+        writes(move |tx| {
+            Box::pin(async move {
+                sqlx::query_file!(
+                    "postgres/queries/email/mark_sent.sql",
+                    id,
+                    now.to_datetime()
+                )
+                .execute(tx.conn())
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    async fn probe_run_start(
+        &self,
+        job_id: JobId,
+        attempt: i32,
+        worker: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query_file!(
+            "postgres/queries/probe/start.sql",
+            job_id.0,
+            attempt,
+            worker,
+            at.to_datetime()
+        )
+        .execute(self.store.bookkeeping())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn probe_run_end(&self, job_id: JobId, attempt: i32, at: Timestamp) -> StoreResult<()> {
+        sqlx::query_file!(
+            "postgres/queries/probe/end.sql",
+            job_id.0,
+            attempt,
+            at.to_datetime()
+        )
+        .execute(self.store.bookkeeping())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+/// The batch's users in one `unnest` insert, then the jobs of those whose
+/// email was free in another, in one transaction.
+async fn insert_signups(
+    mut tx: Transaction<'static, Postgres>,
+    batch: Vec<Signup>,
+) -> StoreResult<Vec<SignupResult>> {
+    let n = batch.len();
+    let (mut emails, mut ages, mut names, mut bios) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut active, mut additional, mut created) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for s in &batch {
+        emails.push(s.user.email.clone());
+        ages.push(s.user.age);
+        names.push(s.user.name.clone());
+        bios.push(s.user.bio.clone());
+        active.push(s.user.is_active);
+        additional.push(
+            s.user
+                .additional_data
+                .clone()
+                .map(serde_json::Value::Object),
+        );
+        created.push(s.now.to_datetime());
+    }
+    let inserted = sqlx::query_file_as!(
+        UserRow,
+        "postgres/queries/user/insert_many.sql",
+        &emails,
+        &ages,
+        &names as &[Option<String>],
+        &bios as &[Option<String>],
+        &active,
+        &additional as &[Option<serde_json::Value>],
+        &created
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let (users, new_jobs) = assign_users(batch, inserted.into_iter().map(User::try_from))?;
+    let ids = insert_jobs(&mut tx, new_jobs).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(answers(users, ids))
+}
+
+struct UserRow {
+    id: i64,
+    email: String,
+    age: i64,
+    name: Option<String>,
+    bio: Option<String>,
+    is_active: bool,
+    additional_data: Option<serde_json::Value>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> StoreResult<User> {
+        let additional_data = match row.additional_data {
+            None => None,
+            Some(serde_json::Value::Object(map)) => Some(map),
+            Some(other) => return Err(corrupt("additional_data", other)),
+        };
+        Ok(User {
+            id: row.id,
+            email: row.email,
+            age: row.age,
+            name: row.name,
+            bio: row.bio,
+            is_active: row.is_active,
+            additional_data,
+            created_at: row.created_at.into(),
+        })
+    }
+}

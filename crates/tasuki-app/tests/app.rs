@@ -1,0 +1,307 @@
+//! The application's store on each engine: users with their jobs in one
+//! transaction, onboarding committed with its job's completion, and the
+//! statements and payload schemas checked against the schema and contract.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tasuki_app::{AgeFilter, AppStore, JobFor, NewUser, Onboarding, PgApp, SqliteApp, UserProfile};
+use tasuki_conformance::{Backend, Engine, TestDb};
+use tasuki_core::{
+    ClaimParams, Completion, Job, JobFilter, JobStatus, NewJob, Store, StoreError, Timestamp,
+};
+
+const T0: Timestamp = Timestamp::from_micros(1_767_225_600_000_000);
+
+struct Env {
+    store: Arc<dyn Store>,
+    app: Arc<dyn AppStore>,
+    _db: TestDb,
+}
+
+impl Env {
+    /// A fresh database; `engine_tests!` has checked that the engine is up.
+    async fn new(engine: Engine) -> Self {
+        let db = tasuki_conformance::fresh(engine)
+            .await
+            .expect("engine_tests! runs a test only where its engine is up");
+        let app: Arc<dyn AppStore> = match &db.backend {
+            Backend::Sqlite(store) => Arc::new(SqliteApp::open(store.clone()).await.unwrap()),
+            Backend::Postgres(store) => Arc::new(PgApp::open(store.clone()).await.unwrap()),
+        };
+        Self {
+            store: db.store.clone(),
+            app,
+            _db: db,
+        }
+    }
+
+    async fn jobs(&self, job_type: Option<&str>) -> Vec<Job> {
+        let filter = JobFilter {
+            job_type: job_type.map(str::to_owned),
+            limit: 1_000,
+            ..Default::default()
+        };
+        self.store.job_list(filter).await.unwrap().items
+    }
+
+    async fn claim(&self, now: Timestamp) -> Job {
+        let claimed = self
+            .store
+            .job_claim(ClaimParams {
+                owner: "w",
+                limit: 1,
+                now,
+                lease_expires_at: now.saturating_add(std::time::Duration::from_secs(30)),
+            })
+            .await
+            .unwrap();
+        claimed.into_iter().next().expect("a due job")
+    }
+}
+
+fn new_user(email: &str, age: i64) -> NewUser {
+    NewUser {
+        email: email.into(),
+        age,
+        name: Some("Ada".into()),
+        bio: None,
+        is_active: true,
+        additional_data: None,
+    }
+}
+
+fn user_created() -> JobFor {
+    Box::new(|user| NewJob::new("user_created", json!({"user_id": user.id}), T0).priority(1))
+}
+
+async fn users_are_stored_with_their_job(engine: Engine) {
+    let env = Env::new(engine).await;
+    let mut extra = serde_json::Map::new();
+    extra.insert("hobby".into(), json!("chess"));
+    let user = NewUser {
+        additional_data: Some(extra.clone()),
+        ..new_user("kept@example.com", 30)
+    };
+    let (user, job) = env
+        .app
+        .user_insert_with_job(user, user_created(), T0)
+        .await
+        .unwrap();
+    let page = env.app.user_list(0, 10).await.unwrap();
+    assert_eq!((page.items.len(), page.next_after), (1, None));
+    assert_eq!(env.app.user_list(user.id, 10).await.unwrap().items.len(), 0);
+    let stored = env.app.user_get(user.id).await.unwrap();
+    assert_eq!(stored, user);
+    assert_eq!(stored.additional_data, Some(extra));
+    assert_eq!(
+        (stored.email.as_str(), stored.age, stored.created_at),
+        ("kept@example.com", 30, T0)
+    );
+    assert_eq!(env.store.job_get(job).await.unwrap().priority, 1);
+    assert!(matches!(
+        env.app.user_get(user.id + 1).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn duplicate_email_is_refused(engine: Engine) {
+    let env = Env::new(engine).await;
+    let user = || new_user("twice@example.com", 20);
+    env.app
+        .user_insert_with_job(user(), user_created(), T0)
+        .await
+        .unwrap();
+    let err = env
+        .app
+        .user_insert_with_job(user(), user_created(), T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate(_)), "{err:?}");
+    assert_eq!(env.jobs(None).await.len(), 1, "the duplicate left no job");
+}
+
+/// Concurrent signups: each user commits with its job; a duplicate email
+/// fails alone and leaves nothing behind.
+async fn signups_commit_each_user_with_its_job(engine: Engine) {
+    let env = Env::new(engine).await;
+    let signups = (0..50).map(|n| {
+        let app = env.app.clone();
+        let email = if n == 49 {
+            "n0@example.com".to_owned()
+        } else {
+            format!("n{n}@example.com")
+        };
+        tokio::spawn(async move {
+            app.user_insert_with_job(new_user(&email, n), user_created(), T0)
+                .await
+        })
+    });
+    let mut created = Vec::new();
+    let mut duplicates = 0;
+    for signup in signups.collect::<Vec<_>>() {
+        match signup.await.unwrap() {
+            Ok((user, job)) => {
+                let job = env.store.job_get(job).await.unwrap();
+                let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+                assert_eq!(payload["user_id"], user.id);
+                assert_eq!(job.priority, 1);
+                assert_eq!(env.app.user_get(user.id).await.unwrap(), user);
+                created.push(user.id);
+            }
+            Err(StoreError::Duplicate(_)) => duplicates += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((created.len(), duplicates), (49, 1));
+    assert_eq!(env.app.user_list(0, 100).await.unwrap().items.len(), 49);
+    assert_eq!(env.jobs(None).await.len(), 49, "the duplicate left no job");
+}
+
+/// A job builder that panics fails its signup (with the others committed in
+/// the same batch) and writes nothing of it; the store goes on.
+async fn a_panicking_job_builder_fails_its_signup_and_the_store_goes_on(engine: Engine) {
+    let env = Env::new(engine).await;
+    let bad: JobFor = Box::new(|_| panic!("the job builder broke"));
+    let refused = env
+        .app
+        .user_insert_with_job(new_user("bad@example.com", 1), bad, T0)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Database(_))),
+        "{refused:?}"
+    );
+    assert!(
+        env.app.user_list(0, 10).await.unwrap().items.is_empty(),
+        "nothing of it was written"
+    );
+    let (user, _) = env
+        .app
+        .user_insert_with_job(new_user("bad@example.com", 1), user_created(), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.app.user_get(user.id).await.unwrap().email,
+        "bad@example.com"
+    );
+}
+
+fn onboarding(user_id: i64, region: &str) -> Onboarding {
+    Onboarding {
+        user_id,
+        profile: UserProfile {
+            recommendation_tags: vec!["chess-clubs".into()],
+            region: Some(region.into()),
+            rank: Some("gold".into()),
+        },
+        email_kind: "welcome".into(),
+        email_subject: "Welcome".into(),
+        email_body: "Hello".into(),
+        delivery: NewJob::new("send_email", json!(null), T0).priority(2),
+        now: T0,
+    }
+}
+
+fn completing(job: &Job, writes: tasuki_core::Writes) -> Completion {
+    Completion {
+        id: job.id,
+        attempt: job.attempt,
+        result: None,
+        writes: Some(writes),
+    }
+}
+
+/// Onboarding commits with its job's completion: the profile, one welcome
+/// email and its delivery job, the day's count. A second onboarding of the
+/// same user updates the profile and sends no second email; the delivery
+/// job's writes mark the email sent.
+async fn onboarding_commits_with_the_completion(engine: Engine) {
+    let env = Env::new(engine).await;
+    let (user, _) = env
+        .app
+        .user_insert_with_job(new_user("new@example.com", 41), user_created(), T0)
+        .await
+        .unwrap();
+    env.app
+        .user_insert_with_job(new_user("twice@example.com", 42), user_created(), T0)
+        .await
+        .unwrap();
+    let onboard = async |region: &str| {
+        let job = env.claim(T0).await;
+        assert_eq!(job.job_type, "user_created");
+        let writes = env.app.user_onboarding(onboarding(user.id, region));
+        let completed = env
+            .store
+            .job_complete_many(T0, vec![completing(&job, writes)])
+            .await
+            .unwrap();
+        assert_eq!(completed.ids, [job.id]);
+    };
+    onboard("europe").await;
+    let deliveries = env.jobs(Some("send_email")).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].priority, 2);
+    let payload: serde_json::Value = serde_json::from_str(&deliveries[0].payload).unwrap();
+    let outbox = payload["outbox_id"].as_i64().unwrap();
+    let email = env.app.email_get(outbox).await.unwrap();
+    assert_eq!(
+        (email.recipient.as_str(), email.kind.as_str(), email.sent_at),
+        ("new@example.com", "welcome", None)
+    );
+
+    let delivery = env.claim(T0).await;
+    assert_eq!(
+        delivery.id, deliveries[0].id,
+        "the email outranks onboarding"
+    );
+    let sent = env.app.email_sent(outbox, T0);
+    env.store
+        .job_complete_many(T0, vec![completing(&delivery, sent)])
+        .await
+        .unwrap();
+    assert_eq!(env.app.email_get(outbox).await.unwrap().sent_at, Some(T0));
+    assert_eq!(
+        env.store.job_get(delivery.id).await.unwrap().status,
+        JobStatus::Completed
+    );
+
+    // The same user onboarded by another job: a new profile, no second email.
+    onboard("asia").await;
+    let profile = env.app.user_profile_get(user.id).await.unwrap();
+    assert_eq!(profile.region.as_deref(), Some("asia"));
+    assert_eq!(env.app.signup_stats().await.unwrap(), [(T0.utc_day(), 1)]);
+    assert_eq!(
+        env.jobs(Some("send_email")).await.len(),
+        1,
+        "one welcome email"
+    );
+
+    env.store
+        .job_insert(NewJob::new("user_created", json!({}), T0))
+        .await
+        .unwrap();
+    let gone = env.app.user_onboarding(onboarding(987_654, "x"));
+    let job = env.claim(T0).await;
+    let completed = env
+        .store
+        .job_complete_many(T0, vec![completing(&job, gone)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        completed.failed_writes.as_slice(),
+        [(_, StoreError::NotFound)]
+    ));
+    let cohort = AgeFilter {
+        min_age: Some(18),
+        max_age: Some(41),
+    };
+    assert_eq!(env.app.user_ages(cohort).await.unwrap(), [41]);
+}
+
+tasuki_conformance::engine_tests!(
+    users_are_stored_with_their_job,
+    duplicate_email_is_refused,
+    signups_commit_each_user_with_its_job,
+    a_panicking_job_builder_fails_its_signup_and_the_store_goes_on,
+    onboarding_commits_with_the_completion,
+);

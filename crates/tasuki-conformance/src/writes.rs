@@ -1,0 +1,218 @@
+//! A job's writes committed with its completion, on each engine. The writes
+//! go to a table of the test's own, `effects`, as an application's would,
+//! and may enqueue a job.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tasuki_core::{
+    Completion, Job, JobCheck, JobFilter, JobStatus, NewJob, Store, StoreError, Writes,
+};
+use tasuki_sqlite::Commit;
+
+use crate::{Backend, LEASE, T0, TestDb, at, claim, noop, secs};
+
+/// Creates the test's own table: `effects (job_id)`, unique.
+pub async fn create_effects(backend: &Backend) {
+    const TABLE: &str = "CREATE TABLE effects (job_id bigint PRIMARY KEY)";
+    match backend {
+        Backend::Sqlite(store) => store
+            .write(Commit::Acknowledged, |tx| {
+                Ok(tx.conn().execute_batch(TABLE)?)
+            })
+            .await
+            .unwrap(),
+        Backend::Postgres(store) => {
+            sqlx::query(TABLE).execute(store.pool()).await.unwrap();
+        }
+    }
+}
+
+/// A job's writes: a row in `effects`, and `follow_up` enqueued when given.
+pub fn effect(backend: &Backend, job_id: i64, follow_up: Option<NewJob>) -> Writes {
+    match backend {
+        Backend::Sqlite(_) => tasuki_sqlite::writes(move |tx| {
+            tx.conn()
+                .execute("INSERT INTO effects (job_id) VALUES (?1)", [job_id])?;
+            if let Some(job) = &follow_up {
+                tx.enqueue(job.clone())?;
+            }
+            Ok(())
+        }),
+        Backend::Postgres(_) => tasuki_postgres::writes(move |tx| {
+            let follow_up = follow_up.clone();
+            Box::pin(async move {
+                sqlx::query("INSERT INTO effects (job_id) VALUES ($1)")
+                    .bind(job_id)
+                    .execute(tx.conn())
+                    .await?;
+                if let Some(job) = follow_up {
+                    tx.enqueue(job).await?;
+                }
+                Ok(())
+            })
+        }),
+    }
+}
+
+/// The rows of `effects`, in order.
+pub async fn effects(backend: &Backend) -> Vec<i64> {
+    const SELECT: &str = "SELECT job_id FROM effects ORDER BY job_id";
+    match backend {
+        Backend::Sqlite(store) => store
+            .read(|conn| {
+                let mut statement = conn.prepare(SELECT)?;
+                let rows = statement.query_map([], |row| row.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap(),
+        Backend::Postgres(store) => sqlx::query_scalar(SELECT)
+            .fetch_all(store.pool())
+            .await
+            .unwrap(),
+    }
+}
+
+fn completing(job: &Job, writes: Writes) -> Completion {
+    Completion {
+        id: job.id,
+        attempt: job.attempt,
+        result: Some(json!({"done": true})),
+        writes: Some(writes),
+    }
+}
+
+async fn jobs_of_type(store: &Arc<dyn Store>, job_type: &str) -> Vec<Job> {
+    let filter = JobFilter {
+        job_type: Some(job_type.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    store.job_list(filter).await.unwrap().items
+}
+
+fn follow_up() -> NewJob {
+    NewJob::new("follow_up", json!({}), at(secs(5))).priority(2)
+}
+
+/// A job's writes commit in the transaction that completes it: its row and
+/// the job it enqueues appear with the completion.
+pub async fn writes_commit_with_the_completion(db: &TestDb) {
+    create_effects(&db.backend).await;
+    let store = &db.store;
+    let id = store.job_insert(noop(T0)).await.unwrap().id;
+    let job = claim(store, "w", 1, T0).await.remove(0);
+    let writes = effect(&db.backend, id.0, Some(follow_up()));
+    let completed = store
+        .job_complete_many(at(secs(5)), vec![completing(&job, writes)])
+        .await
+        .unwrap();
+    assert_eq!(completed.ids, [id]);
+    assert!(completed.failed_writes.is_empty());
+
+    let done = store.job_get(id).await.unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.result, Some(json!({"done": true})));
+    assert_eq!(effects(&db.backend).await, [id.0]);
+    let follow_ups = jobs_of_type(store, "follow_up").await;
+    assert_eq!(follow_ups.len(), 1);
+    assert_eq!(
+        (follow_ups[0].status, follow_ups[0].priority),
+        (JobStatus::Pending, 2)
+    );
+}
+
+/// An attempt whose lease was lost writes nothing: neither its completion
+/// nor its writes commit, and the attempt that took over does both.
+pub async fn writes_of_a_lost_lease_do_not_commit(db: &TestDb) {
+    create_effects(&db.backend).await;
+    let store = &db.store;
+    let id = store.job_insert(noop(T0)).await.unwrap().id;
+    let first = claim(store, "slow", 1, T0).await.remove(0);
+    store.job_rescue_expired(at(LEASE), 10).await.unwrap();
+    let second = claim(store, "fast", 1, at(LEASE)).await.remove(0);
+    assert_eq!((second.id, second.attempt), (id, first.attempt + 1));
+
+    let late = effect(&db.backend, id.0, Some(follow_up()));
+    let completed = store
+        .job_complete_many(at(LEASE + secs(1)), vec![completing(&first, late)])
+        .await
+        .unwrap();
+    assert!(completed.ids.is_empty() && completed.failed_writes.is_empty());
+    assert!(effects(&db.backend).await.is_empty());
+    assert!(jobs_of_type(store, "follow_up").await.is_empty());
+
+    let current = effect(&db.backend, id.0, Some(follow_up()));
+    let completed = store
+        .job_complete_many(at(LEASE + secs(2)), vec![completing(&second, current)])
+        .await
+        .unwrap();
+    assert_eq!(completed.ids, [id]);
+    assert_eq!(effects(&db.backend).await, [id.0]);
+    assert_eq!(jobs_of_type(store, "follow_up").await.len(), 1);
+}
+
+/// Refuses one job type, as a registry refuses a payload.
+struct Refuse(&'static str);
+
+impl JobCheck for Refuse {
+    fn check(&self, job: &mut NewJob) -> Result<(), String> {
+        if job.job_type == self.0 {
+            Err(format!("`{}` is refused", self.0))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Completions of one batch commit together, and writes that fail roll back
+/// alone: one whose row breaks a unique key, and one whose follow-up job its
+/// check refuses, leave nothing and are reported; the others commit.
+pub async fn failing_writes_roll_back_alone(db: &TestDb) {
+    create_effects(&db.backend).await;
+    let store = &db.store;
+    for _ in 0..4 {
+        store.job_insert(noop(T0)).await.unwrap();
+    }
+    let jobs = claim(store, "w", 4, T0).await;
+    let (kept, duplicate, refused, plain) = (&jobs[0], &jobs[1], &jobs[2], &jobs[3]);
+    let batch = vec![
+        completing(kept, effect(&db.backend, kept.id.0, Some(follow_up()))),
+        // The same row as `kept`'s: the unique key refuses it.
+        completing(duplicate, effect(&db.backend, kept.id.0, None)),
+        completing(
+            refused,
+            effect(&db.backend, refused.id.0, Some(follow_up()))
+                .checked_by(Arc::new(Refuse("follow_up"))),
+        ),
+        Completion {
+            id: plain.id,
+            attempt: plain.attempt,
+            result: None,
+            writes: None,
+        },
+    ];
+    let completed = store.job_complete_many(at(secs(5)), batch).await.unwrap();
+    assert_eq!(completed.ids, [kept.id, plain.id]);
+    let failed = &completed.failed_writes;
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|(id, e)| *id == duplicate.id && matches!(e, StoreError::Duplicate(_)))
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|(id, e)| *id == refused.id && matches!(e, StoreError::Rejected(_)))
+    );
+    for job in [duplicate, refused] {
+        assert_eq!(
+            store.job_get(job.id).await.unwrap().status,
+            JobStatus::Processing
+        );
+    }
+    assert_eq!(effects(&db.backend).await, [kept.id.0]);
+    assert_eq!(jobs_of_type(store, "follow_up").await.len(), 1);
+}

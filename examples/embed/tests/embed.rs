@@ -1,0 +1,67 @@
+//! The example runs: a note posted, its job run by the embedded worker, its
+//! word count written with the job's completion, and tasuki's job routes
+//! serving the job.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_is_counted_by_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let path = dir.path().join("notes.db");
+    let server = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { tasuki_example_embed::serve(&path, listener, shutdown).await }
+    });
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/notes"))
+        .json(&json!({"text": "one two three"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, job) = (
+        created["id"].as_i64().unwrap(),
+        created["job_id"].as_i64().unwrap(),
+    );
+
+    // Waits on the job's own route, with a deadline: the worker runs it.
+    let done = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let job: Value = client
+                .get(format!("{base}/jobs/{job}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if job["status"] == "completed" {
+                return job;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the job completes within the deadline");
+    assert_eq!(done["result"], json!({"words": 3}));
+    let note: Value = client
+        .get(format!("{base}/notes/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(note["words"], 3, "the count committed with the completion");
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
