@@ -4,10 +4,11 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::Value;
+use tasuki_core::Violation;
 use tasuki_core::{
     Job, JobFilter, JobId, JobStats, NewJob, Page, ScheduleError, StoreError, due_at,
 };
-use tasuki_worker::{EnqueueError, Violation};
+use tasuki_worker::EnqueueError;
 
 use crate::validate::{ValidBody, ValidQuery};
 use crate::{ApiError, AppState};

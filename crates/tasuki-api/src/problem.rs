@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tasuki_core::StoreError;
-use tasuki_worker::Violation;
+use tasuki_core::Violation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

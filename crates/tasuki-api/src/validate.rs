@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{RequestExt, extract::Query};
 use serde_json::Value;
-use tasuki_worker::Violation;
+use tasuki_core::Violation;
 
 use crate::contract::{Contract, ContractError, ParamIn};
 use crate::problem::ApiError;
@@ -268,13 +268,13 @@ async fn check(
         violations.extend(
             body_validator
                 .iter_errors(&value)
-                .flat_map(|e| tasuki_worker::violations(&e)),
+                .flat_map(|e| tasuki_core::violations(&e)),
         );
         if v.mode == ValidationMode::Strict {
             integers_as_integers(&value, body_schema, body_schema, "", &mut violations);
         }
         let mut value = value;
-        tasuki_worker::canonical_integers(&mut value);
+        tasuki_core::canonical_integers(&mut value);
         request.extensions_mut().insert(ValidBody(value));
         *request.body_mut() = Body::from(bytes);
     }
@@ -394,7 +394,7 @@ fn integers_as_integers(
                         child,
                         sub,
                         root,
-                        &tasuki_worker::child_pointer(at, key),
+                        &tasuki_core::child_pointer(at, key),
                         out,
                     );
                 }

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{Postgres, Transaction};
-use tasuki_core::{JobId, Page, StoreError, StoreResult, Timestamp, Writes};
-use tasuki_postgres::{Migrations, PgStore, corrupt, db_error, insert_jobs, writes};
+use tasuki_core::{JobId, Migrations, Page, StoreError, StoreResult, Timestamp, Writes};
+use tasuki_postgres::{PgStore, corrupt, db_error, insert_jobs, writes};
 
 use crate::model::{
     AgeFilter, AppStore, EmailMessage, JobFor, NewUser, Onboarding, User, UserProfile,
@@ -120,7 +120,6 @@ impl AppStore for PgApp {
                     "postgres/queries/user/onboard.sql",
                     o.user_id,
                     o.now.to_datetime(),
-                    o.now.utc_day(),
                     tags,
                     o.profile.region,
                     o.profile.rank,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
-use tasuki_core::{JobId, Page, StoreError, StoreResult, Timestamp, Writes};
-use tasuki_sqlite::{Commit, Error, Migrations, SqliteStore, Tx, corrupt, writes};
+use tasuki_core::{JobId, Migrations, Page, StoreError, StoreResult, Timestamp, Writes};
+use tasuki_sqlite::{Commit, Error, SqliteStore, Tx, corrupt, writes};
 
 use crate::model::{
     AgeFilter, AppStore, EmailMessage, JobFor, NewUser, Onboarding, User, UserProfile,
@@ -38,7 +38,6 @@ pub(crate) mod queries {
         ONBOARD_PROFILE = "user/onboard/profile.sql" => &[];
         ONBOARD_MARK = "user/onboard/mark.sql" => &[];
         ONBOARD_EMAIL = "user/onboard/email.sql" => &["id"];
-        ONBOARD_COUNT = "user/onboard/count.sql" => &[];
         SIGNUP_STATS = "signup/stats.sql" => &["day", "signups"];
         EMAIL_GET = "email/get.sql" => &["id", "user_id", "kind", "recipient", "subject", "body", "sent_at"];
         EMAIL_MARK_SENT = "email/mark_sent.sql" => &[];
@@ -133,8 +132,6 @@ fn onboard(tx: &Tx<'_>, o: &Onboarding, tags: &str) -> Result<(), Error> {
         )
         .optional()?;
     if let Some(outbox_id) = email {
-        conn.prepare_cached(queries::ONBOARD_COUNT.sql)?
-            .execute(named_params! {":day": o.now.utc_day()})?;
         let mut delivery = o.delivery.clone();
         delivery.payload = serde_json::json!({ "outbox_id": outbox_id });
         tx.enqueue(delivery)?;

@@ -197,6 +197,16 @@ pub trait JobStore: Send + Sync {
     async fn leader_release(&self, name: &str, owner: &str) -> StoreResult<()>;
 }
 
+/// A set of migrations and the ledger table that records which applied: the
+/// queue's own, or an application's, beside it in the same database. Each
+/// engine's store applies them (`migrate`).
+#[derive(Debug)]
+pub struct Migrations {
+    pub ledger: &'static str,
+    /// `(version, description, SQL)`, oldest first.
+    pub list: &'static [(i64, &'static str, &'static str)],
+}
+
 /// A whole backend: the queue, and a way to check that it answers.
 #[async_trait]
 pub trait Store: JobStore {

@@ -120,9 +120,18 @@ impl JobStore for PgStore {
         if completions.is_empty() {
             return Ok(Completed::default());
         }
-        let mut tx = self.bookkeeping.begin().await.map_err(db_error)?;
-        let (completed, enqueued) = crate::tx::complete(&mut tx, now, &completions).await?;
-        tx.commit().await.map_err(db_error)?;
+        let mut isolate = false;
+        let (completed, enqueued) = loop {
+            let mut tx = self.bookkeeping.begin().await.map_err(db_error)?;
+            match crate::tx::complete(&mut tx, now, &completions, isolate).await? {
+                Some(done) => {
+                    tx.commit().await.map_err(db_error)?;
+                    break done;
+                }
+                // Some writes failed: again, each job's in a savepoint.
+                None => isolate = true,
+            }
+        };
         if enqueued {
             self.jobs_added();
         }

@@ -25,11 +25,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use tasuki_core::{Store, StoreResult};
+use tasuki_core::{Migrations, Store, StoreResult};
 use tokio::sync::Notify;
 
 pub use crate::jobs::insert_many as insert_jobs;
-pub use crate::migrate::Migrations;
 pub use crate::tx::{Error, Tx, writes};
 
 pub use crate::rows::{corrupt, db_error};

@@ -9,17 +9,9 @@
 //! behind.
 
 use sqlx::{Executor, PgPool};
-use tasuki_core::{StoreError, StoreResult};
+use tasuki_core::{Migrations, StoreError, StoreResult};
 
 use crate::rows::db_error;
-
-/// A set of migrations and the ledger table that records which applied.
-#[derive(Debug)]
-pub struct Migrations {
-    pub ledger: &'static str,
-    /// `(version, description, SQL)`, oldest first.
-    pub list: &'static [(i64, &'static str, &'static str)],
-}
 
 /// The queue's own tables.
 pub(crate) const QUEUE: Migrations = Migrations {

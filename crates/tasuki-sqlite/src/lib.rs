@@ -22,10 +22,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use tasuki_core::{Store, StoreError, StoreResult};
+use tasuki_core::{Migrations, Store, StoreError, StoreResult};
 use tokio::sync::Notify;
 
-pub use crate::migrate::Migrations;
 pub use crate::queries::{Query, check_queries};
 pub use crate::rows::{Error, all, corrupt, one};
 pub use crate::tx::{Tx, writes};

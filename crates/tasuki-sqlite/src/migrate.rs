@@ -8,17 +8,9 @@
 //! one file take turns, and a failed migration leaves nothing behind.
 
 use rusqlite::Connection;
-use tasuki_core::StoreError;
+use tasuki_core::{Migrations, StoreError};
 
 use crate::rows::Error;
-
-/// A set of migrations and the ledger table that records which applied.
-#[derive(Debug)]
-pub struct Migrations {
-    pub ledger: &'static str,
-    /// `(version, description, SQL)`, oldest first.
-    pub list: &'static [(i64, &'static str, &'static str)],
-}
 
 /// The queue's own tables.
 pub(crate) const QUEUE: Migrations = Migrations {

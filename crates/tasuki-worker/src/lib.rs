@@ -12,7 +12,5 @@ mod worker;
 
 pub use config::WorkerConfig;
 pub use handler::{Done, Handler, JobContext, JobError};
-pub use registry::{
-    EnqueueError, Registry, Violation, canonical_integers, child_pointer, violations,
-};
+pub use registry::{EnqueueError, Registry};
 pub use worker::{Worker, WorkerError};

@@ -3,17 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::Value;
+use tasuki_core::{Violation, canonical_integers, violations};
 
 use crate::handler::{DynHandler, Handler};
-
-/// One way a payload breaks its schema: where (a JSON pointer) and what.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Violation {
-    pub pointer: String,
-    pub message: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {
@@ -126,55 +119,6 @@ impl tasuki_core::JobCheck for Registry {
     }
 }
 
-/// Rewrites whole numbers written as floats (`5.0`, `1e3`) as integers, at
-/// any depth. JSON Schema counts them as integers, so they pass validation;
-/// this makes them integers for every reader after it too.
-pub fn canonical_integers(value: &mut Value) {
-    match value {
-        Value::Number(n) if n.is_f64() => {
-            if let Some(f) = n.as_f64()
-                && f.fract() == 0.0
-                && f.abs() < 9_007_199_254_740_992.0
-            {
-                *value = Value::from(f as i64);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(canonical_integers),
-        Value::Object(map) => map.values_mut().for_each(canonical_integers),
-        _ => {}
-    }
-}
-
-/// The JSON pointer of `name` inside the value at `parent` (RFC 6901 escaping).
-pub fn child_pointer(parent: &str, name: &str) -> String {
-    format!("{parent}/{}", name.replace('~', "~0").replace('/', "~1"))
-}
-
-/// Points a schema error at the field it is about: a missing or unexpected
-/// property is named by its own pointer, not its parent's.
-pub fn violations(error: &jsonschema::ValidationError<'_>) -> Vec<Violation> {
-    use jsonschema::error::ValidationErrorKind as Kind;
-    let at = error.instance_path().as_str();
-    let child = |name: &str| child_pointer(at, name);
-    match error.kind() {
-        Kind::Required { property } => vec![Violation {
-            pointer: child(property.as_str().unwrap_or_default()),
-            message: "is required".into(),
-        }],
-        Kind::AdditionalProperties { unexpected } => unexpected
-            .iter()
-            .map(|name| Violation {
-                pointer: child(name),
-                message: "is not allowed".into(),
-            })
-            .collect(),
-        _ => vec![Violation {
-            pointer: at.to_owned(),
-            message: error.to_string(),
-        }],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use async_trait::async_trait;
@@ -237,9 +181,6 @@ mod tests {
             .unwrap();
         assert_eq!(payload, json!({"email": "a@example.com", "times": 2}));
         assert!(payload["times"].is_i64());
-        let mut mixed = json!([1.5, 3.0, {"x": -4e0}, "7.0"]);
-        canonical_integers(&mut mixed);
-        assert_eq!(mixed.to_string(), r#"[1.5,3,{"x":-4},"7.0"]"#);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use tasuki_core::{Clock, Job, JobId, Store};
+use tasuki_core::{Clock, Job, JobId, Store, StoreResult};
 
 use crate::{Registry, WorkerConfig};
 
@@ -45,8 +45,14 @@ impl Shared {
         }
     }
 
-    pub(crate) fn held(&self) -> Vec<JobId> {
-        self.lock_held().iter().copied().collect()
+    /// Extends the unexpired leases of the jobs held; returns how many.
+    pub(crate) async fn heartbeat(&self) -> StoreResult<u64> {
+        let held: Vec<JobId> = self.lock_held().iter().copied().collect();
+        let now = self.clock.now();
+        let until = now.saturating_add(self.config.lease);
+        self.store
+            .job_heartbeat(&self.config.id, &held, now, until)
+            .await
     }
 
     fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<JobId>> {

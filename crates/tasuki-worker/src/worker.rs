@@ -61,6 +61,12 @@ impl Worker {
         crate::maintenance::round(&self.shared, ttl, &CancellationToken::new()).await
     }
 
+    /// One heartbeat, for tests and tools: renews the leases this worker
+    /// still holds; returns how many it renewed.
+    pub async fn heartbeat_once(&self) -> Result<u64, WorkerError> {
+        Ok(self.shared.heartbeat().await?)
+    }
+
     /// Steps until no job is due; returns how many ran.
     pub async fn drain(&self) -> Result<usize, WorkerError> {
         let mut total = 0;
@@ -207,12 +213,33 @@ impl Worker {
     }
 }
 
-/// Writes outcomes as they come, in batches of whatever arrived meanwhile.
+/// How many batches of outcomes are written at once. On PostgreSQL each is
+/// a transaction on a connection of its own, so the round trips of jobs'
+/// writes overlap; on SQLite they share the writer's turns.
+const RECORDERS: usize = 4;
+
+/// Writes outcomes as they come, in batches of whatever arrived meanwhile,
+/// up to [`RECORDERS`] batches at once.
 async fn record_loop(shared: Arc<Shared>, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
+    let mut recording = JoinSet::new();
     let mut batch = Vec::new();
-    while outcomes.recv_many(&mut batch, 4_096).await > 0 {
-        shared.record(std::mem::take(&mut batch)).await;
+    loop {
+        if recording.len() >= RECORDERS {
+            recording.join_next().await;
+            continue;
+        }
+        tokio::select! {
+            received = outcomes.recv_many(&mut batch, 4_096) => {
+                if received == 0 {
+                    break;
+                }
+                let (shared, batch) = (shared.clone(), std::mem::take(&mut batch));
+                recording.spawn(async move { shared.record(batch).await });
+            }
+            Some(_) = recording.join_next(), if !recording.is_empty() => {}
+        }
     }
+    while recording.join_next().await.is_some() {}
 }
 
 async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
@@ -223,14 +250,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        let held = shared.held();
-        let now = shared.clock.now();
-        let until = now.saturating_add(shared.config.lease);
-        if let Err(error) = shared
-            .store
-            .job_heartbeat(&shared.config.id, &held, now, until)
-            .await
-        {
+        if let Err(error) = shared.heartbeat().await {
             tracing::warn!(worker_id = %shared.config.id, error = ?error, "cannot renew leases");
         }
     }

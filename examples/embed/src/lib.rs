@@ -13,8 +13,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tasuki_api::{ApiConfig, AppState};
-use tasuki_core::{Clock, NewJob, SystemClock};
-use tasuki_sqlite::{Commit, Migrations, SqliteConfig, SqliteStore, writes};
+use tasuki_core::{Clock, Migrations, NewJob, SystemClock};
+use tasuki_sqlite::{Commit, SqliteConfig, SqliteStore, writes};
 use tasuki_worker::{Done, Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 

@@ -18,18 +18,24 @@ fn named(env: &Env, id: &str) -> Worker {
     env.worker_with(config, Arc::new(env.clock.clone()))
 }
 
+/// Also: the stalled worker's heartbeat after the rescue renews nothing.
 async fn a_result_after_the_lease_was_lost_is_discarded_and_the_job_runs_again(engine: Engine) {
     let mut env = Env::new(engine).await;
     let id = env.enqueue("signals", json!({"wait": true})).await;
     let (first, second) = (named(&env, "first"), named(&env, "second"));
     let lease = env.config().lease;
 
+    let beat = first.clone();
     let running = tokio::spawn(async move { first.run_once().await });
     assert_eq!(next_started(&mut env).await, id);
     // The first worker stalls past its lease; the second takes the job back.
     env.clock.advance(lease + Duration::from_secs(1));
     assert!(second.maintain_once().await, "nobody else leads");
     assert_eq!(env.job(id).await.status, JobStatus::RetryPending);
+
+    // Its heartbeat after the rescue renews nothing: the lease is gone.
+    assert_eq!(beat.heartbeat_once().await.unwrap(), 0);
+    assert_eq!(env.job(id).await.lease_expires_at, None);
 
     env.gate.notify_one();
     assert_eq!(running.await.unwrap().unwrap(), 1, "the late attempt ran");

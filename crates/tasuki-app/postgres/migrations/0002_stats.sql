@@ -1,0 +1,3 @@
+-- Signup statistics are read from the users (`queries/signup/stats.sql`):
+-- the daily counter row, which every onboarding updated, is gone.
+DROP TABLE IF EXISTS signup_stats_daily;
