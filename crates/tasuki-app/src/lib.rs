@@ -64,6 +64,29 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        for (engine, migrations) in [
+            ("sqlite", &sqlite::MIGRATIONS),
+            ("postgres", &postgres::MIGRATIONS),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(engine)
+                .join("migrations");
+            let mut files: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            let listed: Vec<String> = migrations
+                .list
+                .iter()
+                .map(|(version, description, _)| format!("{version:04}_{description}.sql"))
+                .collect();
+            assert_eq!(files, listed, "{engine}");
+        }
+    }
+
     #[tokio::test]
     async fn the_contract_states_each_job_types_payload_schema() {
         let dir = tempfile::tempdir().unwrap();

@@ -90,7 +90,7 @@ pub trait AppStore: Send + Sync {
     async fn user_profile_get(&self, user_id: i64) -> StoreResult<UserProfile>;
     /// A user's onboarding, as the writes of its `user_created` job: the
     /// profile, the welcome email in the outbox and its delivery job, the
-    /// day's signup count. They fail with `NotFound` when the user is gone.
+    /// user marked onboarded. They fail with `NotFound` when the user is gone.
     fn user_onboarding(&self, onboarding: Onboarding) -> Writes;
     async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>>;
     /// Signups counted per UTC day, `YYYY-MM-DD`, oldest first.

@@ -22,11 +22,18 @@ use crate::signup::{Signup, SignupQueue, SignupResult, answers, assign_users};
 /// The application's tables, in a ledger of their own.
 pub(crate) const MIGRATIONS: Migrations = Migrations {
     ledger: "_tasuki_app_migrations",
-    list: &[(
-        1,
-        "init",
-        include_str!("../postgres/migrations/0001_init.sql"),
-    )],
+    list: &[
+        (
+            1,
+            "init",
+            include_str!("../postgres/migrations/0001_init.sql"),
+        ),
+        (
+            2,
+            "stats",
+            include_str!("../postgres/migrations/0002_stats.sql"),
+        ),
+    ],
 };
 
 /// The application's store on PostgreSQL.

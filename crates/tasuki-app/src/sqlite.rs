@@ -17,11 +17,18 @@ use crate::model::{
 /// The application's tables, in a ledger of their own.
 pub(crate) const MIGRATIONS: Migrations = Migrations {
     ledger: "_tasuki_app_migrations",
-    list: &[(
-        1,
-        "init",
-        include_str!("../sqlite/migrations/0001_init.sql"),
-    )],
+    list: &[
+        (
+            1,
+            "init",
+            include_str!("../sqlite/migrations/0001_init.sql"),
+        ),
+        (
+            2,
+            "stats",
+            include_str!("../sqlite/migrations/0002_stats.sql"),
+        ),
+    ],
 };
 
 /// Every statement, in `sqlite/queries/`, checked by this crate's tests.

@@ -1,7 +1,7 @@
 //! `user_created`: onboards a new user: one welcome email in the outbox (and
 //! a `send_email` job to deliver it), a profile derived from the additional
-//! properties, and a count in the daily signup statistics, all committed
-//! with the job's completion.
+//! properties, and the user marked onboarded (the daily signup statistics
+//! count these), all committed with the job's completion.
 
 use async_trait::async_trait;
 use serde::Deserialize;

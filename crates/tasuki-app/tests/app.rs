@@ -212,7 +212,7 @@ fn completing(job: &Job, writes: tasuki_core::Writes) -> Completion {
 }
 
 /// Onboarding commits with its job's completion: the profile, one welcome
-/// email and its delivery job, the day's count. A second onboarding of the
+/// email and its delivery job, the user counted in the day's signups. A second onboarding of the
 /// same user updates the profile and sends no second email; the delivery
 /// job's writes mark the email sent.
 async fn onboarding_commits_with_the_completion(engine: Engine) {

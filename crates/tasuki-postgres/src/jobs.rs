@@ -129,7 +129,10 @@ impl JobStore for PgStore {
                     break done;
                 }
                 // Some writes failed: again, each job's in a savepoint.
-                None => isolate = true,
+                None => {
+                    tx.rollback().await.map_err(db_error)?;
+                    isolate = true;
+                }
             }
         };
         if enqueued {

@@ -111,7 +111,7 @@ impl PgStore {
 
     /// Applies an application's own migrations, kept in a ledger of their
     /// own beside the queue's.
-    pub async fn migrate(&self, migrations: &Migrations) -> StoreResult<()> {
+    pub async fn migrate(&self, migrations: &'static Migrations) -> StoreResult<()> {
         migrate::run(&self.pool, migrations).await
     }
 

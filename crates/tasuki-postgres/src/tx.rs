@@ -63,8 +63,8 @@ impl Tx<'_> {
         self.conn
     }
 
-    /// Enqueues a job in the same transaction, checked against its type's
-    /// schema like every other enqueue.
+    /// Enqueues a job in the same transaction, checked by the worker's
+    /// registry against its type's schema, like every other enqueue.
     pub async fn enqueue(&mut self, mut job: NewJob) -> Result<JobId, Error> {
         check_enqueue(self.check, &mut job)?;
         let id = insert(self.conn, job).await?.id;
@@ -81,7 +81,9 @@ struct PgWrites(Run);
 
 /// A job's writes on PostgreSQL: `write` runs inside the transaction that
 /// completes the job. It may run more than once when a whole batch is
-/// retried, each time in a fresh transaction.
+/// retried, each time in a fresh transaction. It must return the errors of
+/// its statements: PostgreSQL ends a transaction at the first that fails,
+/// so a swallowed one fails the whole batch.
 pub fn writes<F>(write: F) -> Writes
 where
     F: for<'t, 'c> Fn(&'t mut Tx<'c>) -> BoxFuture<'t, Result<(), Error>> + Send + Sync + 'static,

@@ -44,8 +44,10 @@ impl<'c> Tx<'c> {
         self.conn
     }
 
-    /// Enqueues a job in the same transaction, checked against its type's
-    /// schema like every other enqueue.
+    /// Enqueues a job in the same transaction. In a job's writes, the
+    /// worker's registry checks it against its type's schema, like every
+    /// other enqueue; in [`SqliteStore::write`](crate::SqliteStore::write),
+    /// the caller vouches for it.
     pub fn enqueue(&self, mut job: NewJob) -> Result<JobId, Error> {
         check_enqueue(self.check, &mut job)?;
         let id = insert(self.conn, &job)?.id;

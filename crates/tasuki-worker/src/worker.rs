@@ -214,8 +214,9 @@ impl Worker {
 }
 
 /// How many batches of outcomes are written at once. On PostgreSQL each is
-/// a transaction on a connection of its own, so the round trips of jobs'
-/// writes overlap; on SQLite they share the writer's turns.
+/// a transaction of its own on the bookkeeping pool, so the round trips of
+/// jobs' writes overlap as far as the pool has connections; on SQLite they
+/// share the writer's turns.
 const RECORDERS: usize = 4;
 
 /// Writes outcomes as they come, in batches of whatever arrived meanwhile,

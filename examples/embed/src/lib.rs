@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tasuki_api::{ApiConfig, AppState};
-use tasuki_core::{Clock, Migrations, NewJob, SystemClock};
+use tasuki_core::{Clock, Migrations, NewJob, StoreError, SystemClock};
 use tasuki_sqlite::{Commit, SqliteConfig, SqliteStore, writes};
 use tasuki_worker::{Done, Handler, JobContext, JobError, Registry, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -104,7 +104,10 @@ async fn read(
         })
         .await
         .map(Json)
-        .map_err(|_| StatusCode::NOT_FOUND)
+        .map_err(|e| match e {
+            StoreError::NotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        })
 }
 
 /// Opens the database at `path`, starts a worker, and serves on `listener`
@@ -140,9 +143,11 @@ pub async fn serve(
         .route("/notes/{id}", get(read))
         .with_state(store);
     let app = tasuki_api::queue_router(state, &ApiConfig::default())?.merge(notes);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    // The worker stops with the server, whichever way it ended.
+    shutdown.cancel();
     working.await??;
-    Ok(())
+    Ok(served?)
 }

@@ -23,11 +23,6 @@ CREATE TABLE IF NOT EXISTS user_profiles (
     updated_at          timestamptz NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS signup_stats_daily (
-    day     text   PRIMARY KEY,
-    signups bigint NOT NULL
-);
-
 CREATE TABLE IF NOT EXISTS email_outbox (
     id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id    bigint      NOT NULL REFERENCES users (id) ON DELETE CASCADE,

@@ -23,11 +23,6 @@ CREATE TABLE IF NOT EXISTS user_profiles (
     updated_at          INTEGER NOT NULL
 ) STRICT;
 
-CREATE TABLE IF NOT EXISTS signup_stats_daily (
-    day     TEXT    PRIMARY KEY,
-    signups INTEGER NOT NULL
-) STRICT;
-
 CREATE TABLE IF NOT EXISTS email_outbox (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
