@@ -2,7 +2,7 @@
 //! against a running `tasuki run`, with all of its checks, bounded in time.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -23,7 +23,10 @@ pub(crate) fn contract(root: &Path) -> Result<()> {
     cargo(root, &["build", "--quiet", "--package", "tasuki"], &[])?;
 
     let scratch = tempdir(root)?;
-    let mut server = Command::new(root.join("target").join("debug").join("tasuki"))
+    // Where cargo put it: `CARGO_TARGET_DIR` when set, else `target/`.
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let mut server = Command::new(target.join("debug").join("tasuki"))
         .arg("run")
         .env("DATABASE_URL", scratch.join("fuzz.db"))
         .env("PORT", "0")
