@@ -17,7 +17,7 @@ use tasuki_core::{
     Completed, Completion, JobCheck, JobId, NewJob, StoreError, Timestamp, Writes, check_enqueue,
 };
 
-use crate::jobs::{ids, insert};
+use crate::jobs::{ids, insert_many};
 use crate::rows::db_error;
 
 /// What a job's writes fail with: PostgreSQL's errors and the core's, so
@@ -67,7 +67,12 @@ impl Tx<'_> {
     /// registry against its type's schema, like every other enqueue.
     pub async fn enqueue(&mut self, mut job: NewJob) -> Result<JobId, Error> {
         check_enqueue(self.check, &mut job)?;
-        let id = insert(self.conn, job).await?.id;
+        // The set-based insert answers with ids only, not whole rows.
+        let id = insert_many(self.conn, vec![job])
+            .await?
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Database("the insert returned no id".into()))?;
         self.enqueued = true;
         Ok(id)
     }

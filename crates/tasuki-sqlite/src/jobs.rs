@@ -19,15 +19,19 @@ use crate::writer::Commit;
 
 pub(crate) fn insert(conn: &Connection, job: &NewJob) -> Result<Job, Error> {
     let mut statement = conn.prepare_cached(queries::JOB_INSERT.sql)?;
-    let rows = statement.query((
+    rows::one(statement.query(insert_params(job))?, rows::job)
+}
+
+/// The parameters of `job/insert.sql`.
+pub(crate) fn insert_params(job: &NewJob) -> impl rusqlite::Params + '_ {
+    (
         &job.job_type,
         job.payload.to_string(),
         job.priority,
         job.max_retries,
         job.scheduled_at.as_micros(),
         job.created_at.as_micros(),
-    ))?;
-    rows::one(rows, rows::job)
+    )
 }
 
 /// Inserts jobs in one statement; returns their ids in order.

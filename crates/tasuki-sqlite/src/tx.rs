@@ -13,7 +13,7 @@ use tasuki_core::{
     Completed, Completion, JobCheck, JobId, NewJob, StoreError, Timestamp, Writes, check_enqueue,
 };
 
-use crate::jobs::{by_id, insert, returned_ids};
+use crate::jobs::{by_id, insert_params, returned_ids};
 use crate::queries;
 use crate::rows::Error;
 
@@ -50,7 +50,12 @@ impl<'c> Tx<'c> {
     /// the caller vouches for it.
     pub fn enqueue(&self, mut job: NewJob) -> Result<JobId, Error> {
         check_enqueue(self.check, &mut job)?;
-        let id = insert(self.conn, &job)?.id;
+        // The row comes back whole (the statement is the store's insert);
+        // only its id is read.
+        let id = self
+            .conn
+            .prepare_cached(queries::JOB_INSERT.sql)?
+            .query_row(insert_params(&job), |row| row.get(0).map(JobId))?;
         self.enqueued.set(true);
         Ok(id)
     }
