@@ -58,10 +58,6 @@ impl PgApp {
     }
 }
 
-fn ts(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
-    t.map(Timestamp::from)
-}
-
 #[async_trait]
 impl AppStore for PgApp {
     /// PostgreSQL flushes the WAL of concurrent commits together, but a
@@ -178,7 +174,7 @@ impl AppStore for PgApp {
             recipient: row.recipient,
             subject: row.subject,
             body: row.body,
-            sent_at: ts(row.sent_at),
+            sent_at: row.sent_at.map(Timestamp::from),
         })
     }
 

@@ -36,14 +36,7 @@ async fn a_note_is_counted_by_its_job() {
     // Waits on the job's own route, with a deadline: the worker runs it.
     let done = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let job: Value = client
-                .get(format!("{base}/jobs/{job}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let job = get(&client, &format!("{base}/jobs/{job}")).await;
             if job["status"] == "completed" {
                 return job;
             }
@@ -53,15 +46,12 @@ async fn a_note_is_counted_by_its_job() {
     .await
     .expect("the job completes within the deadline");
     assert_eq!(done["result"], json!({"words": 3}));
-    let note: Value = client
-        .get(format!("{base}/notes/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let note = get(&client, &format!("{base}/notes/{id}")).await;
     assert_eq!(note["words"], 3, "the count committed with the completion");
     shutdown.cancel();
     server.await.unwrap().unwrap();
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
 }
