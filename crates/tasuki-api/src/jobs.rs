@@ -6,39 +6,21 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::Value;
 use tasuki_core::Violation;
 use tasuki_core::{
-    Job, JobFilter, JobId, JobStats, NewJob, Page, ScheduleError, StoreError, due_at,
+    Enqueued, Job, JobFilter, JobId, JobStats, JobStatus, NewJob, Page, ScheduleError, StoreError,
+    UniqueStates, due_at,
 };
 use tasuki_worker::EnqueueError;
 
 use crate::validate::{ValidBody, ValidQuery};
 use crate::{ApiError, AppState};
 
+/// `POST /jobs`: `201` with the new job, or `200` with the job that holds
+/// its unique key, `"duplicate": true`.
 pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(ValidBody(body)): Extension<ValidBody>,
-) -> Result<(StatusCode, HeaderMap, Json<Job>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<Enqueued>), ApiError> {
     let job_type = body["job_type"].as_str().unwrap_or_default();
-    let payload = body["payload"].clone();
-    state
-        .registry
-        .validate(job_type, &payload)
-        .map_err(|e| match e {
-            EnqueueError::InvalidPayload { violations, .. } => ApiError::Validation(
-                violations
-                    .into_iter()
-                    .map(|v| Violation {
-                        pointer: format!("/payload{}", v.pointer),
-                        message: v.message,
-                    })
-                    .collect(),
-            ),
-            unknown @ EnqueueError::UnknownJobType { .. } => {
-                ApiError::Validation(vec![Violation {
-                    pointer: "/job_type".into(),
-                    message: unknown.to_string(),
-                }])
-            }
-        })?;
     let now = state.clock.now();
     let delay = body["delay"]
         .as_str()
@@ -54,7 +36,7 @@ pub(crate) async fn create(
         };
         invalid(field, &e.to_string())
     })?;
-    let mut job = NewJob::new(job_type, payload, now).scheduled_at(scheduled_at);
+    let mut job = NewJob::new(job_type, body["payload"].clone(), now).scheduled_at(scheduled_at);
     if let Some(priority) = body["priority"].as_i64() {
         job = job.priority(
             i32::try_from(priority).map_err(|_| invalid("/priority", "is out of range"))?,
@@ -65,13 +47,39 @@ pub(crate) async fn create(
             i32::try_from(max_retries).map_err(|_| invalid("/max_retries", "is out of range"))?,
         );
     }
-    let job = state.store.job_insert(job).await?;
-    metrics::counter!("jobs_enqueued_total", "job_type" => job.job_type.clone()).increment(1);
-    Ok((
-        StatusCode::CREATED,
-        location(&format!("/jobs/{}", job.id)),
-        Json(job),
-    ))
+    if let Some(queue) = body["queue"].as_str() {
+        job = job.queue(queue);
+    }
+    if let Some(key) = body["unique_key"].as_str() {
+        let states = body["unique_states"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str()?.parse::<JobStatus>().ok());
+        job = job.unique(key, UniqueStates::with(states));
+    }
+    state.registry.check(&mut job).map_err(|e| match e {
+        EnqueueError::InvalidPayload { violations, .. } => ApiError::Validation(
+            violations
+                .into_iter()
+                .map(|v| Violation {
+                    pointer: format!("/payload{}", v.pointer),
+                    message: v.message,
+                })
+                .collect(),
+        ),
+        unknown @ EnqueueError::UnknownJobType { .. } => invalid("/job_type", &unknown.to_string()),
+    })?;
+    let enqueued = state.store.job_insert(job).await?;
+    let status = if enqueued.duplicate {
+        StatusCode::OK
+    } else {
+        metrics::counter!("jobs_enqueued_total", "job_type" => enqueued.job.job_type.clone())
+            .increment(1);
+        StatusCode::CREATED
+    };
+    let at = location(&format!("/jobs/{}", enqueued.job.id));
+    Ok((status, at, Json(enqueued)))
 }
 
 fn invalid(pointer: &str, message: &str) -> ApiError {
@@ -140,6 +148,10 @@ pub(crate) async fn list(
         status,
         job_type: query
             .get("job_type")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        queue: query
+            .get("queue")
             .and_then(Value::as_str)
             .map(str::to_owned),
         after: Some(JobId(after)),

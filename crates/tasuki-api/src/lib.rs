@@ -10,6 +10,7 @@ mod jobs;
 mod middleware;
 mod ops;
 mod problem;
+mod queues;
 mod strict_json;
 mod validate;
 
@@ -130,8 +131,18 @@ fn build(
             admin,
             middleware::admin,
         ))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state);
     Ok(middleware::around(api, config))
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no operation at {}", uri.path()))
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
 }
 
 /// Only `/health` and `/metrics`: what a worker process serves on `METRICS_PORT`.
@@ -153,6 +164,10 @@ fn handler(operation_id: &str) -> Option<MethodRouter<AppState>> {
         "getJob" => get(jobs::get),
         "retryJob" => post(jobs::retry),
         "cancelJob" => post(jobs::cancel),
+        "listQueues" => get(queues::list),
+        "pauseQueue" => post(queues::pause),
+        "resumeQueue" => post(queues::resume),
+        "updateQueue" => axum::routing::patch(queues::update),
         "health" => get(ops::health),
         "metrics" => get(ops::metrics),
         "openapi" => get(ops::openapi),
@@ -210,6 +225,10 @@ mod tests {
         "getJob",
         "retryJob",
         "cancelJob",
+        "listQueues",
+        "pauseQueue",
+        "resumeQueue",
+        "updateQueue",
         "health",
         "metrics",
         "openapi",

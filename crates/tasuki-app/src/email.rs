@@ -30,9 +30,14 @@ impl EmailSender for LogEmailSender {
     }
 }
 
-/// Above `user_created`'s: a welcome email goes out before the onboarding
-/// of users who signed up after.
+/// Above `user_created`'s: where one pool of slots serves every queue, a
+/// welcome email goes out before the onboarding of users who signed up after.
 pub const SEND_EMAIL_PRIORITY: i32 = 2;
+
+/// The queue of `send_email`: a worker that gives it slots of its own
+/// (`QUEUES=default:3,email:2`) sends welcome emails however many
+/// onboardings wait.
+pub const EMAIL_QUEUE: &str = "email";
 
 pub struct SendEmail {
     app: Arc<dyn AppStore>,
@@ -53,6 +58,7 @@ pub struct Payload {
 #[async_trait]
 impl Handler for SendEmail {
     const JOB_TYPE: &'static str = "send_email";
+    const QUEUE: &'static str = EMAIL_QUEUE;
     type Payload = Payload;
 
     fn schema() -> Value {

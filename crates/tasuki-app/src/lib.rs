@@ -22,7 +22,7 @@ mod sqlite;
 mod user_created;
 
 pub use data_analysis::{DataAnalysis, Summary};
-pub use email::{EmailSender, LogEmailSender, SEND_EMAIL_PRIORITY, SendEmail};
+pub use email::{EMAIL_QUEUE, EmailSender, LogEmailSender, SEND_EMAIL_PRIORITY, SendEmail};
 pub use model::{
     AgeFilter, AppStore, EmailMessage, JobFor, NewUser, Onboarding, User, UserProfile,
 };

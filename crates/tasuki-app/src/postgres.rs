@@ -274,7 +274,11 @@ async fn insert_signups(
     .await
     .map_err(db_error)?;
     let (users, new_jobs) = assign_users(batch, inserted.into_iter().map(User::try_from))?;
-    let ids = insert_jobs(&mut tx, new_jobs).await?;
+    let ids = insert_jobs(&mut tx, new_jobs)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
     tx.commit().await.map_err(db_error)?;
     Ok(answers(users, ids))
 }

@@ -50,6 +50,7 @@ impl Env {
             .store
             .job_claim(ClaimParams {
                 owner: "w",
+                queue: None,
                 limit: 1,
                 now,
                 lease_expires_at: now.saturating_add(std::time::Duration::from_secs(30)),

@@ -69,6 +69,7 @@ impl Env {
             .job_insert(NewJob::new(job_type, payload, T0))
             .await
             .unwrap()
+            .job
             .id
     }
 

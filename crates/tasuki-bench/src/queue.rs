@@ -270,7 +270,7 @@ pub(crate) async fn latency(target: &Target, jobs: usize, rate: u32) -> anyhow::
     for _ in 0..jobs {
         tick.tick().await;
         let job = NewJob::new(Noop::JOB_TYPE, json!({}), Timestamp::now());
-        let id = store.job_insert(job).await?.id;
+        let id = store.job_insert(job).await?.job.id;
         committed.insert(id, Timestamp::now().as_micros());
     }
     let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
@@ -356,6 +356,7 @@ async fn ceiling(store: &Arc<dyn Store>, n: usize, batch: usize) -> anyhow::Resu
         let now = Timestamp::now();
         let claim = ClaimParams {
             owner: "ceiling",
+            queue: None,
             limit: batch as u32,
             now,
             lease_expires_at: now.saturating_add(Duration::from_secs(30)),

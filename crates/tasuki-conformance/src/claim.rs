@@ -44,19 +44,26 @@ pub async fn claim_is_exclusive_under_concurrency(store: Arc<dyn Store>) {
 }
 
 pub async fn claim_orders_by_priority_then_schedule_then_id(store: Arc<dyn Store>) {
-    let low_early = store.job_insert(noop(T0).priority(0)).await.unwrap().id;
+    let low_early = store.job_insert(noop(T0).priority(0)).await.unwrap().job.id;
     let high_late = store
         .job_insert(noop(T0).priority(5).scheduled_at(at(secs(2))))
         .await
         .unwrap()
+        .job
         .id;
     let high_early = store
         .job_insert(noop(T0).priority(5).scheduled_at(at(secs(1))))
         .await
         .unwrap()
+        .job
         .id;
-    let low_early_2 = store.job_insert(noop(T0).priority(0)).await.unwrap().id;
-    let negative = store.job_insert(noop(T0).priority(-1)).await.unwrap().id;
+    let low_early_2 = store.job_insert(noop(T0).priority(0)).await.unwrap().job.id;
+    let negative = store
+        .job_insert(noop(T0).priority(-1))
+        .await
+        .unwrap()
+        .job
+        .id;
 
     let first = claim(&store, "w", 2, at(secs(10))).await;
     assert_eq!(
@@ -74,11 +81,12 @@ pub async fn claim_orders_by_priority_then_schedule_then_id(store: Arc<dyn Store
 }
 
 pub async fn claim_respects_schedule_and_limit(store: Arc<dyn Store>) {
-    let due = store.job_insert(noop(T0)).await.unwrap().id;
+    let due = store.job_insert(noop(T0)).await.unwrap().job.id;
     let later = store
         .job_insert(noop(T0).scheduled_at(at(secs(60))))
         .await
         .unwrap()
+        .job
         .id;
     assert!(
         claim(&store, "w", 0, T0).await.is_empty(),

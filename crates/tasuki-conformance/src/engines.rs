@@ -43,6 +43,28 @@ pub struct TestDb {
     _schema: Option<Schema>,
 }
 
+impl TestDb {
+    /// Another store on the same database, as another process would open
+    /// it: its own writer or pool, contending through the database.
+    pub async fn reopen(&self) -> Arc<dyn Store> {
+        match &self.backend {
+            Backend::Sqlite(_) => {
+                let path = self.url.trim_start_matches("sqlite://");
+                Arc::new(
+                    SqliteStore::open(&SqliteConfig::new(path))
+                        .await
+                        .expect("reopen SQLite"),
+                )
+            }
+            Backend::Postgres(_) => {
+                let mut config = PgConfig::new(&self.url);
+                config.max_connections = 4;
+                Arc::new(PgStore::open(&config).await.expect("reopen PostgreSQL"))
+            }
+        }
+    }
+}
+
 /// A PostgreSQL test schema, dropped with everything in it.
 struct Schema(String);
 

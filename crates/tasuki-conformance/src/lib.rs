@@ -9,6 +9,7 @@ mod claim;
 mod engines;
 mod lifecycle;
 mod manage;
+mod queues;
 mod writes;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use claim::*;
 pub use engines::{Backend, Engine, TestDb, fresh, postgres_available};
 pub use lifecycle::*;
 pub use manage::*;
+pub use queues::*;
 pub use writes::*;
 
 /// Expands to one `#[tokio::test]` per check, each on a fresh database of `$engine`.
@@ -44,12 +46,20 @@ macro_rules! conformance_tests {
             prune_deletes_old_finished_jobs_only,
             bulk_insert_hundred_thousand,
             leader_lease_is_exclusive_until_expiry,
-            next_scheduled_at_tracks_the_ready_set
+            next_scheduled_at_tracks_the_ready_set,
+            jobs_are_claimed_from_their_queue,
+            a_paused_queue_starts_nothing_until_resumed,
+            queue_changes_keep_the_other_settings,
+            a_unique_key_admits_one_job,
+            a_bulk_enqueue_answers_per_unique_job,
+            a_retry_never_makes_a_second_live_unique_job
         );
         $crate::conformance_tests!(@each_db $engine;
             writes_commit_with_the_completion,
             writes_of_a_lost_lease_do_not_commit,
-            failing_writes_roll_back_alone
+            failing_writes_roll_back_alone,
+            a_concurrency_limit_holds_across_processes,
+            a_rate_limit_holds_in_every_window
         );
     };
     (@each $engine:expr; $($check:ident),* $(,)?) => {
@@ -100,6 +110,7 @@ pub(crate) async fn claim(
     store
         .job_claim(ClaimParams {
             owner,
+            queue: None,
             limit,
             now,
             lease_expires_at: now.saturating_add(LEASE),
@@ -110,4 +121,10 @@ pub(crate) async fn claim(
 
 pub(crate) fn ids(jobs: &[Job]) -> Vec<JobId> {
     jobs.iter().map(|j| j.id).collect()
+}
+
+/// The ids of a bulk enqueue, in order.
+pub(crate) async fn insert_ids(store: &Arc<dyn Store>, jobs: Vec<NewJob>) -> Vec<JobId> {
+    let inserted = store.job_insert_many(jobs).await.expect("insert");
+    inserted.into_iter().map(|i| i.id).collect()
 }

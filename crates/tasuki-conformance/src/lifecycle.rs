@@ -5,10 +5,10 @@ use std::sync::Arc;
 use serde_json::json;
 use tasuki_core::{Completion, Failure, JobStatus, Release, Store, StoreError};
 
-use crate::{LEASE, T0, at, claim, noop, secs};
+use crate::{LEASE, T0, at, claim, insert_ids, noop, secs};
 
 pub async fn lease_expiry_and_rescue(store: Arc<dyn Store>) {
-    let id = store.job_insert(noop(T0)).await.unwrap().id;
+    let id = store.job_insert(noop(T0)).await.unwrap().job.id;
     let job = claim(&store, "dead-worker", 1, T0).await.remove(0);
     assert!(
         store
@@ -40,7 +40,12 @@ pub async fn lease_expiry_and_rescue(store: Arc<dyn Store>) {
 }
 
 pub async fn rescue_without_retries_left_fails(store: Arc<dyn Store>) {
-    let id = store.job_insert(noop(T0).max_retries(0)).await.unwrap().id;
+    let id = store
+        .job_insert(noop(T0).max_retries(0))
+        .await
+        .unwrap()
+        .job
+        .id;
     claim(&store, "w", 1, T0).await;
     assert_eq!(
         store
@@ -58,7 +63,7 @@ pub async fn rescue_without_retries_left_fails(store: Arc<dyn Store>) {
 
 /// An attempt whose lease expired, or was taken over, can no longer write.
 pub async fn fencing_rejects_stale_attempts(store: Arc<dyn Store>) {
-    let id = store.job_insert(noop(T0)).await.unwrap().id;
+    let id = store.job_insert(noop(T0)).await.unwrap().job.id;
     let first = claim(&store, "slow", 1, T0).await.remove(0);
     // Expired but not yet rescued: still rejected.
     let late = Completion {
@@ -148,7 +153,7 @@ pub async fn fencing_rejects_stale_attempts(store: Arc<dyn Store>) {
 
 pub async fn heartbeat_extends_only_live_leases_of_owner(store: Arc<dyn Store>) {
     let jobs = (0..3).map(|_| noop(T0)).collect();
-    let ids = store.job_insert_many(jobs).await.unwrap();
+    let ids = insert_ids(&store, jobs).await;
     claim(&store, "a", 2, T0).await;
     claim(&store, "b", 1, T0).await;
     // a renews the jobs it names, and only those it holds (not b's ids[2]).
@@ -200,7 +205,7 @@ pub async fn heartbeat_extends_only_live_leases_of_owner(store: Arc<dyn Store>) 
 }
 
 pub async fn release_spends_no_retry(store: Arc<dyn Store>) {
-    let id = store.job_insert(noop(T0)).await.unwrap().id;
+    let id = store.job_insert(noop(T0)).await.unwrap().job.id;
     let job = claim(&store, "w", 1, T0).await.remove(0);
     let released = store
         .job_release_many(
@@ -223,10 +228,7 @@ pub async fn release_spends_no_retry(store: Arc<dyn Store>) {
 }
 
 pub async fn failure_with_retry_and_without(store: Arc<dyn Store>) {
-    let ids = store
-        .job_insert_many(vec![noop(T0), noop(T0)])
-        .await
-        .unwrap();
+    let ids = insert_ids(&store, vec![noop(T0), noop(T0)]).await;
     let claimed = claim(&store, "w", 2, T0).await;
     let failures = vec![
         Failure {
@@ -272,7 +274,12 @@ pub async fn failure_with_retry_and_without(store: Arc<dyn Store>) {
 }
 
 pub async fn retry_of_failed_job(store: Arc<dyn Store>) {
-    let id = store.job_insert(noop(T0).max_retries(0)).await.unwrap().id;
+    let id = store
+        .job_insert(noop(T0).max_retries(0))
+        .await
+        .unwrap()
+        .job
+        .id;
     let err = store.job_retry(id, T0).await.unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict(_)),

@@ -7,16 +7,17 @@ use tasuki_core::{
     Completion, Failure, JobFilter, JobId, JobStatus, LeaderParams, NewJob, Store, StoreError,
 };
 
-use crate::{T0, at, claim, noop, secs};
+use crate::{T0, at, claim, insert_ids, noop, secs};
 
 pub async fn cancel_pending_and_scheduled_only(store: Arc<dyn Store>) {
-    let pending = store.job_insert(noop(T0)).await.unwrap().id;
+    let pending = store.job_insert(noop(T0)).await.unwrap().job.id;
     let scheduled = store
         .job_insert(noop(T0).scheduled_at(at(secs(600))))
         .await
         .unwrap()
+        .job
         .id;
-    let running = store.job_insert(noop(T0).priority(9)).await.unwrap().id;
+    let running = store.job_insert(noop(T0).priority(9)).await.unwrap().job.id;
     assert_eq!(claim(&store, "w", 1, T0).await[0].id, running);
 
     for id in [pending, scheduled] {
@@ -59,8 +60,9 @@ pub async fn get_and_list_with_filters_and_cursor(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    let got = store.job_get(inserted.id).await.unwrap();
-    assert_eq!(got, inserted);
+    let got = store.job_get(inserted.job.id).await.unwrap();
+    assert!(!inserted.duplicate);
+    assert_eq!(got, inserted.job);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&got.payload).unwrap(),
         payload
@@ -168,7 +170,7 @@ pub async fn bulk_insert_hundred_thousand(store: Arc<dyn Store>) {
     let jobs: Vec<NewJob> = (0..100_000)
         .map(|i| NewJob::new("bulk", json!({ "i": i }), T0))
         .collect();
-    let ids = store.job_insert_many(jobs).await.unwrap();
+    let ids = insert_ids(&store, jobs).await;
     assert_eq!(ids.len(), 100_000);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(
@@ -228,7 +230,7 @@ pub async fn leader_lease_is_exclusive_until_expiry(store: Arc<dyn Store>) {
 }
 
 pub async fn next_scheduled_at_tracks_the_ready_set(store: Arc<dyn Store>) {
-    assert_eq!(store.job_next_scheduled_at().await.unwrap(), None);
+    assert_eq!(store.job_next_scheduled_at(None).await.unwrap(), None);
     store
         .job_insert(noop(T0).scheduled_at(at(secs(50))))
         .await
@@ -238,21 +240,18 @@ pub async fn next_scheduled_at_tracks_the_ready_set(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        store.job_next_scheduled_at().await.unwrap(),
+        store.job_next_scheduled_at(None).await.unwrap(),
         Some(at(secs(20)))
     );
     claim(&store, "w", 1, at(secs(20))).await;
     assert_eq!(
-        store.job_next_scheduled_at().await.unwrap(),
+        store.job_next_scheduled_at(None).await.unwrap(),
         Some(at(secs(50)))
     );
 }
 
 pub async fn prune_deletes_old_finished_jobs_only(store: Arc<dyn Store>) {
-    let ids = store
-        .job_insert_many((0..4).map(|i| noop(T0).priority(10 - i)).collect())
-        .await
-        .unwrap();
+    let ids = insert_ids(&store, (0..4).map(|i| noop(T0).priority(10 - i)).collect()).await;
     let (done, failed, cancelled, pending) = (ids[0], ids[1], ids[2], ids[3]);
     let running = claim(&store, "w", 2, T0).await;
     assert_eq!(crate::ids(&running), [done, failed]);

@@ -101,7 +101,7 @@ fn follow_up() -> NewJob {
 pub async fn writes_commit_with_the_completion(db: &TestDb) {
     create_effects(&db.backend).await;
     let store = &db.store;
-    let id = store.job_insert(noop(T0)).await.unwrap().id;
+    let id = store.job_insert(noop(T0)).await.unwrap().job.id;
     let job = claim(store, "w", 1, T0).await.remove(0);
     let writes = effect(&db.backend, id.0, Some(follow_up()));
     let completed = store
@@ -128,7 +128,7 @@ pub async fn writes_commit_with_the_completion(db: &TestDb) {
 pub async fn writes_of_a_lost_lease_do_not_commit(db: &TestDb) {
     create_effects(&db.backend).await;
     let store = &db.store;
-    let id = store.job_insert(noop(T0)).await.unwrap().id;
+    let id = store.job_insert(noop(T0)).await.unwrap().job.id;
     let first = claim(store, "slow", 1, T0).await.remove(0);
     store.job_rescue_expired(at(LEASE), 10).await.unwrap();
     let second = claim(store, "fast", 1, at(LEASE)).await.remove(0);

@@ -8,8 +8,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 
-/// How many retries a job gets unless its enqueuer says otherwise.
+/// How many retries a job gets unless its enqueuer or its type says otherwise.
 pub const DEFAULT_MAX_RETRIES: i32 = 3;
+
+/// The queue of a job whose enqueuer and type name none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// The longest queue name: names travel in URLs and logs.
+pub const MAX_QUEUE_NAME: usize = 100;
+
+/// Whether `name` can name a queue: 1 to 100 ASCII letters, digits, `_`,
+/// `-` or `.`, so that it reads the same in a URL, a log line and an
+/// environment variable.
+pub fn is_queue_name(name: &str) -> bool {
+    (1..=MAX_QUEUE_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -88,26 +104,133 @@ impl FromStr for JobStatus {
     }
 }
 
+/// The statuses in which a unique key holds: a job with the key in one of
+/// them keeps another with the same type and key from being enqueued. The
+/// live statuses (pending, processing, retry_pending) always count, so that
+/// no move of a live job can meet a second live job with its key; an
+/// enqueuer may add final ones ("once ever", "until it succeeds").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UniqueStates(u8);
+
+impl UniqueStates {
+    /// Pending, processing and retry_pending: the default.
+    pub const LIVE: UniqueStates = UniqueStates(0b000_111);
+
+    /// The bit of `status`, as the stores' unique index reads it.
+    pub const fn bit(status: JobStatus) -> u8 {
+        match status {
+            JobStatus::Pending => 1,
+            JobStatus::Processing => 2,
+            JobStatus::RetryPending => 4,
+            JobStatus::Completed => 8,
+            JobStatus::Failed => 16,
+            JobStatus::Cancelled => 32,
+        }
+    }
+
+    /// The live statuses and `statuses`.
+    pub fn with(statuses: impl IntoIterator<Item = JobStatus>) -> Self {
+        statuses
+            .into_iter()
+            .fold(Self::LIVE, |set, s| UniqueStates(set.0 | Self::bit(s)))
+    }
+
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    pub fn contains(self, status: JobStatus) -> bool {
+        self.0 & Self::bit(status) != 0
+    }
+
+    /// The statuses in the set, in [`JobStatus::ALL`]'s order.
+    pub fn statuses(self) -> impl Iterator<Item = JobStatus> {
+        JobStatus::ALL
+            .into_iter()
+            .filter(move |s| self.contains(*s))
+    }
+}
+
+impl Default for UniqueStates {
+    fn default() -> Self {
+        Self::LIVE
+    }
+}
+
+/// A unique job: at most one job of its type with this key in `states`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unique {
+    pub key: String,
+    pub states: UniqueStates,
+}
+
+/// How a job type derives the unique key of the jobs enqueued without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UniqueBy {
+    /// The payload's top-level fields that make the key; empty: the whole payload.
+    pub fields: &'static [&'static str],
+    /// One job per period (by the job's creation time), or `None`: one at a time.
+    pub period: Option<std::time::Duration>,
+    pub states: UniqueStates,
+}
+
+impl UniqueBy {
+    /// The key of a job of this type created at `now` with `payload`: the
+    /// chosen fields as canonical JSON, then the period's number.
+    pub fn key(&self, payload: &serde_json::Value, now: Timestamp) -> Unique {
+        let chosen = if self.fields.is_empty() {
+            payload.clone()
+        } else {
+            serde_json::Value::Object(
+                self.fields
+                    .iter()
+                    .map(|f| ((*f).to_owned(), payload.get(f).cloned().unwrap_or_default()))
+                    .collect(),
+            )
+        };
+        // serde_json's maps are sorted by key, so equal payloads print alike.
+        let mut key = chosen.to_string();
+        if let Some(period) = self.period {
+            let micros = i64::try_from(period.as_micros()).unwrap_or(i64::MAX).max(1);
+            key.push_str(&format!("@{}", now.as_micros().div_euclid(micros)));
+        }
+        Unique {
+            key,
+            states: self.states,
+        }
+    }
+}
+
 /// A job to enqueue. The payload has been checked against its type's schema
 /// by the caller; stores take it as it is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewJob {
     pub job_type: String,
     pub payload: serde_json::Value,
+    /// `None`: the type's queue, filled in by the registry that checks the
+    /// job, or [`DEFAULT_QUEUE`].
+    pub queue: Option<String>,
     pub priority: i32,
-    pub max_retries: i32,
+    /// `None`: the type's default, filled in by the registry, or
+    /// [`DEFAULT_MAX_RETRIES`].
+    pub max_retries: Option<i32>,
+    /// `None`: not unique, unless the type derives a key (the registry does).
+    pub unique: Option<Unique>,
     pub scheduled_at: Timestamp,
     pub created_at: Timestamp,
 }
 
 impl NewJob {
-    /// A job due at `now`, priority 0, with the default number of retries.
+    /// A job due at `now`, priority 0, in its type's queue with its type's
+    /// number of retries.
     pub fn new(job_type: impl Into<String>, payload: serde_json::Value, now: Timestamp) -> Self {
         Self {
             job_type: job_type.into(),
             payload,
+            queue: None,
             priority: 0,
-            max_retries: DEFAULT_MAX_RETRIES,
+            max_retries: None,
+            unique: None,
             scheduled_at: now,
             created_at: now,
         }
@@ -119,8 +242,32 @@ impl NewJob {
     }
 
     pub fn max_retries(mut self, max_retries: i32) -> Self {
-        self.max_retries = max_retries;
+        self.max_retries = Some(max_retries);
         self
+    }
+
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// At most one job of this type with `key` in `states`.
+    pub fn unique(mut self, key: impl Into<String>, states: UniqueStates) -> Self {
+        self.unique = Some(Unique {
+            key: key.into(),
+            states,
+        });
+        self
+    }
+
+    /// The queue the job goes to.
+    pub fn queue_name(&self) -> &str {
+        self.queue.as_deref().unwrap_or(DEFAULT_QUEUE)
+    }
+
+    /// The retries the job gets.
+    pub fn retries(&self) -> i32 {
+        self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES)
     }
 
     pub fn scheduled_at(mut self, at: Timestamp) -> Self {
@@ -190,6 +337,7 @@ impl AttemptError {
 pub struct Job {
     pub id: JobId,
     pub job_type: String,
+    pub queue: String,
     /// The payload as stored: JSON text, parsed by the handler that runs it
     /// (serialized as the JSON it holds).
     #[serde(serialize_with = "as_json")]
@@ -209,6 +357,8 @@ pub struct Job {
     pub started_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
     pub created_at: Timestamp,
+    /// Its unique key, while the job is unique.
+    pub unique_key: Option<String>,
 }
 
 fn as_json<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {

@@ -7,6 +7,7 @@
 
 mod clock;
 mod job;
+mod queue;
 mod retry;
 mod schema;
 mod store;
@@ -14,13 +15,16 @@ mod writes;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use job::{
-    AttemptError, DEFAULT_MAX_RETRIES, Job, JobId, JobStats, JobStatus, NewJob, ParseStatusError,
-    ScheduleError, due_at,
+    AttemptError, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobStats, JobStatus,
+    MAX_QUEUE_NAME, NewJob, ParseStatusError, ScheduleError, Unique, UniqueBy, UniqueStates,
+    due_at, is_queue_name,
 };
+pub use queue::{QueueChange, QueueInfo, QueueSettings, QueueStore, RateLimit};
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};
 pub use schema::{Violation, canonical_integers, child_pointer, violations};
 pub use store::{
-    ClaimParams, Completed, Completion, Failure, JobFilter, JobStore, LeaderParams, Migrations,
-    Page, Release, Store, StoreError, StoreResult, changed_or_conflict,
+    ClaimParams, Completed, Completion, Enqueued, Failure, Inserted, JobFilter, JobStore,
+    LeaderParams, Migrations, Page, Release, Store, StoreError, StoreResult, changed_or_conflict,
+    unique_clash,
 };
 pub use writes::{JobCheck, Writes, check_enqueue};

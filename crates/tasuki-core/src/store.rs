@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::{Job, JobId, JobStats, JobStatus, NewJob, Timestamp, Writes};
+use crate::{Job, JobId, JobStats, JobStatus, NewJob, QueueStore, Timestamp, Writes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,6 +38,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct ClaimParams<'a> {
     pub owner: &'a str,
+    /// The queue to claim from; `None`: every queue.
+    pub queue: Option<&'a str>,
     pub limit: u32,
     pub now: Timestamp,
     pub lease_expires_at: Timestamp,
@@ -84,6 +86,7 @@ pub struct Release {
 pub struct JobFilter {
     pub status: Option<JobStatus>,
     pub job_type: Option<String>,
+    pub queue: Option<String>,
     /// Only jobs with an id greater than this (id-cursor pagination).
     pub after: Option<JobId>,
     pub limit: u32,
@@ -136,13 +139,44 @@ pub async fn changed_or_conflict(
     }
 }
 
+/// An enqueued job, or the job that held its unique key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Enqueued {
+    #[serde(flatten)]
+    pub job: Job,
+    /// True when the job was not added because `job` holds its unique key.
+    pub duplicate: bool,
+}
+
+/// One job of a bulk enqueue: its id, or the id of the job that held its
+/// unique key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Inserted {
+    pub id: JobId,
+    pub duplicate: bool,
+}
+
+/// For a job made live again (retried) whose unique key another live job
+/// holds: the store refuses rather than run two.
+pub fn unique_clash(id: JobId, error: StoreError) -> StoreError {
+    match error {
+        StoreError::Duplicate(_) => StoreError::Conflict(format!(
+            "job {id} cannot run again while another job holds its unique key"
+        )),
+        other => other,
+    }
+}
+
 /// The job queue.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    async fn job_insert(&self, job: NewJob) -> StoreResult<Job>;
-    /// Inserts all the jobs in one set-based statement; returns their ids in order.
-    async fn job_insert_many(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>>;
-    /// Atomically leases due jobs, best first: `priority DESC, scheduled_at, id`.
+    /// Adds a job; a unique job whose key is held answers with the holder.
+    async fn job_insert(&self, job: NewJob) -> StoreResult<Enqueued>;
+    /// Adds all the jobs in one transaction, the ones with no unique key in
+    /// one set-based statement; answers per job, in order.
+    async fn job_insert_many(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Inserted>>;
+    /// Atomically leases due jobs, best first: `priority DESC, scheduled_at,
+    /// id`, from queues that are not paused, within each queue's limits.
     async fn job_claim(&self, params: ClaimParams<'_>) -> StoreResult<Vec<Job>>;
     /// Marks jobs completed, each in one transaction with its writes (the
     /// completions of a batch commit together); a job whose lease was lost
@@ -186,8 +220,9 @@ pub trait JobStore: Send + Sync {
     async fn job_get(&self, id: JobId) -> StoreResult<Job>;
     async fn job_list(&self, filter: JobFilter) -> StoreResult<Page<Job>>;
     async fn job_stats(&self, now: Timestamp) -> StoreResult<JobStats>;
-    /// The earliest `scheduled_at` in the ready set, if any.
-    async fn job_next_scheduled_at(&self) -> StoreResult<Option<Timestamp>>;
+    /// The earliest `scheduled_at` in the ready set of `queue` (or of every
+    /// queue), paused queues aside.
+    async fn job_next_scheduled_at(&self, queue: Option<&str>) -> StoreResult<Option<Timestamp>>;
     /// Waits until jobs may have been added or changed, or `max_wait` passes.
     /// It may return early; callers claim to find out.
     async fn job_wait_for_change(&self, max_wait: Duration);
@@ -207,9 +242,10 @@ pub struct Migrations {
     pub list: &'static [(i64, &'static str, &'static str)],
 }
 
-/// A whole backend: the queue, and a way to check that it answers.
+/// A whole backend: the queue, its queues' settings, and a way to check
+/// that it answers.
 #[async_trait]
-pub trait Store: JobStore {
+pub trait Store: JobStore + QueueStore {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }

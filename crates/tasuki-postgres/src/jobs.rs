@@ -4,29 +4,60 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tasuki_core::{
-    ClaimParams, Completed, Completion, Failure, Job, JobFilter, JobId, JobStats, JobStatus,
-    JobStore, LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp,
-    changed_or_conflict,
+    ClaimParams, Completed, Completion, Enqueued, Failure, Inserted, Job, JobFilter, JobId,
+    JobStats, JobStatus, JobStore, LeaderParams, NewJob, Page, Release, StoreError, StoreResult,
+    Timestamp, changed_or_conflict, unique_clash,
 };
 
 use crate::PgStore;
 use crate::rows::{JobRow, db_error, jobs};
 
-pub(crate) async fn insert(conn: &mut sqlx::PgConnection, job: NewJob) -> StoreResult<Job> {
-    sqlx::query_file_as!(
-        JobRow,
-        "queries/job/insert.sql",
-        job.job_type,
-        job.payload,
-        job.priority,
-        job.max_retries,
-        job.scheduled_at.to_datetime(),
-        job.created_at.to_datetime()
-    )
-    .fetch_one(conn)
-    .await
-    .map_err(db_error)?
-    .try_into()
+/// Adds a job; a unique job whose key is held answers with its holder.
+pub(crate) async fn insert(conn: &mut sqlx::PgConnection, job: NewJob) -> StoreResult<Enqueued> {
+    let (key, states) = match &job.unique {
+        Some(unique) => (
+            Some(unique.key.clone()),
+            Some(i16::from(unique.states.bits())),
+        ),
+        None => (None, None),
+    };
+    loop {
+        let inserted = sqlx::query_file_as!(
+            JobRow,
+            "queries/job/insert.sql",
+            job.job_type,
+            job.payload,
+            job.queue_name(),
+            job.priority,
+            job.retries(),
+            key,
+            states,
+            job.scheduled_at.to_datetime(),
+            job.created_at.to_datetime()
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        if let Some(row) = inserted {
+            return Ok(Enqueued {
+                job: row.try_into()?,
+                duplicate: false,
+            });
+        }
+        // ON CONFLICT waited for the holder to commit; it may have finished
+        // since, freeing the key, and then the insert goes again.
+        let holder =
+            sqlx::query_file_as!(JobRow, "queries/job/unique_holder.sql", job.job_type, key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_error)?;
+        if let Some(row) = holder {
+            return Ok(Enqueued {
+                job: row.try_into()?,
+                duplicate: true,
+            });
+        }
+    }
 }
 
 pub(crate) fn ids(ids: Vec<i64>) -> Vec<JobId> {
@@ -35,10 +66,38 @@ pub(crate) fn ids(ids: Vec<i64>) -> Vec<JobId> {
     ids
 }
 
-/// Inserts jobs in one statement; returns their ids in order. For an
+/// Adds jobs, answering per job in order: the ones with no unique key in
+/// one statement, the unique ones each with its holder. For an
 /// application's own transaction, as `tasuki_postgres::insert_jobs`: the
-/// jobs commit with its writes.
+/// jobs commit with its writes; outside one, pass a transaction when the
+/// jobs must commit together.
 pub async fn insert_many(
+    conn: &mut sqlx::PgConnection,
+    new_jobs: Vec<NewJob>,
+) -> StoreResult<Vec<Inserted>> {
+    if new_jobs.iter().any(|j| j.unique.is_some()) {
+        let mut inserted = Vec::with_capacity(new_jobs.len());
+        for job in new_jobs {
+            let enqueued = insert(conn, job).await?;
+            inserted.push(Inserted {
+                id: enqueued.job.id,
+                duplicate: enqueued.duplicate,
+            });
+        }
+        return Ok(inserted);
+    }
+    Ok(insert_plain(conn, new_jobs)
+        .await?
+        .into_iter()
+        .map(|id| Inserted {
+            id,
+            duplicate: false,
+        })
+        .collect())
+}
+
+/// Inserts jobs with no unique key in one statement; returns their ids in order.
+async fn insert_plain(
     conn: &mut sqlx::PgConnection,
     new_jobs: Vec<NewJob>,
 ) -> StoreResult<Vec<JobId>> {
@@ -46,19 +105,19 @@ pub async fn insert_many(
         return Ok(Vec::new());
     }
     let n = new_jobs.len();
-    let (mut types, mut payloads, mut priorities, mut retries, mut due, mut created) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    let mut types = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut queues = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut retries = Vec::with_capacity(n);
+    let mut due = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
     for job in new_jobs {
+        queues.push(job.queue_name().to_owned());
+        retries.push(job.retries());
         types.push(job.job_type);
         payloads.push(job.payload);
         priorities.push(job.priority);
-        retries.push(job.max_retries);
         due.push(job.scheduled_at.to_datetime());
         created.push(job.created_at.to_datetime());
     }
@@ -66,6 +125,7 @@ pub async fn insert_many(
         "queries/job/insert_many.sql",
         &types,
         &payloads,
+        &queues,
         &priorities,
         &retries,
         &due,
@@ -80,32 +140,23 @@ pub async fn insert_many(
 
 #[async_trait]
 impl JobStore for PgStore {
-    async fn job_insert(&self, job: NewJob) -> StoreResult<Job> {
+    async fn job_insert(&self, job: NewJob) -> StoreResult<Enqueued> {
         let job = insert(&mut *self.pool.acquire().await.map_err(db_error)?, job).await?;
         self.jobs_added();
         Ok(job)
     }
 
-    async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        let ids = insert_many(&mut conn, new_jobs).await?;
+    async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<Inserted>> {
+        // All or none: the unique jobs' inserts are statements of their own.
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let inserted = insert_many(&mut tx, new_jobs).await?;
+        tx.commit().await.map_err(db_error)?;
         self.jobs_added();
-        Ok(ids)
+        Ok(inserted)
     }
 
     async fn job_claim(&self, params: ClaimParams<'_>) -> StoreResult<Vec<Job>> {
-        let rows = sqlx::query_file_as!(
-            JobRow,
-            "queries/job/claim.sql",
-            params.owner,
-            params.lease_expires_at.to_datetime(),
-            params.now.to_datetime(),
-            i64::from(params.limit)
-        )
-        .fetch_all(&self.bookkeeping)
-        .await
-        .map_err(db_error)?;
-        let mut claimed = jobs(rows)?;
+        let mut claimed = crate::queues::claim(self, &params).await?;
         claimed.sort_by(|a, b| {
             (b.priority, a.scheduled_at, a.id).cmp(&(a.priority, b.scheduled_at, b.id))
         });
@@ -255,7 +306,7 @@ impl JobStore for PgStore {
         let row = sqlx::query_file_as!(JobRow, "queries/job/retry.sql", id.0, now.to_datetime())
             .fetch_optional(&self.pool)
             .await
-            .map_err(db_error)?;
+            .map_err(|e| unique_clash(id, db_error(e)))?;
         let changed = row.map(Job::try_from);
         let job = changed_or_conflict(
             self,
@@ -301,7 +352,8 @@ impl JobStore for PgStore {
             status,
             filter.job_type,
             after,
-            i64::from(limit)
+            i64::from(limit),
+            filter.queue
         )
         .fetch_all(&self.pool)
         .await
@@ -323,11 +375,20 @@ impl JobStore for PgStore {
         JobStats::from_counts(counts, oldest_ms).map_err(|e| StoreError::Database(Box::new(e)))
     }
 
-    async fn job_next_scheduled_at(&self) -> StoreResult<Option<Timestamp>> {
-        let next = sqlx::query_file_scalar!("queries/job/next_scheduled.sql")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
+    async fn job_next_scheduled_at(&self, queue: Option<&str>) -> StoreResult<Option<Timestamp>> {
+        let next = match queue {
+            None => {
+                sqlx::query_file_scalar!("queries/job/next_scheduled.sql")
+                    .fetch_one(&self.pool)
+                    .await
+            }
+            Some(queue) => {
+                sqlx::query_file_scalar!("queries/job/next_scheduled_queue.sql", queue)
+                    .fetch_one(&self.pool)
+                    .await
+            }
+        }
+        .map_err(db_error)?;
         Ok(next.map(Timestamp::from))
     }
 

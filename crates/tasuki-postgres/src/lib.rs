@@ -17,6 +17,7 @@
 mod jobs;
 mod listen;
 mod migrate;
+mod queues;
 mod rows;
 mod tx;
 
@@ -69,6 +70,8 @@ pub struct PgStore {
     /// processes' through the listener.
     jobs_added: Arc<Notify>,
     listener: tokio::task::JoinHandle<()>,
+    /// Which queues are limited, as last read.
+    held_back: queues::HeldBack,
 }
 
 impl Drop for PgStore {
@@ -102,6 +105,7 @@ impl PgStore {
             bookkeeping,
             jobs_added,
             listener,
+            held_back: queues::HeldBack::default(),
         })
     }
 

@@ -16,7 +16,10 @@ use crate::rows::db_error;
 /// The queue's own tables.
 pub(crate) const QUEUE: Migrations = Migrations {
     ledger: "_sqlx_migrations",
-    list: &[(1, "init", include_str!("../migrations/0001_init.sql"))],
+    list: &[
+        (1, "init", include_str!("../migrations/0001_init.sql")),
+        (2, "queues", include_str!("../migrations/0002_queues.sql")),
+    ],
 };
 
 pub(crate) async fn run(pool: &PgPool, migrations: &Migrations) -> StoreResult<()> {

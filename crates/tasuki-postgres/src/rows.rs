@@ -23,6 +23,8 @@ pub(crate) struct JobRow {
     pub(crate) started_at: Option<DateTime<Utc>>,
     pub(crate) completed_at: Option<DateTime<Utc>>,
     pub(crate) created_at: DateTime<Utc>,
+    pub(crate) queue: String,
+    pub(crate) unique_key: Option<String>,
 }
 
 pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -61,6 +63,8 @@ impl TryFrom<JobRow> for Job {
             started_at: ts(row.started_at),
             completed_at: ts(row.completed_at),
             created_at: row.created_at.into(),
+            queue: row.queue,
+            unique_key: row.unique_key,
         })
     }
 }

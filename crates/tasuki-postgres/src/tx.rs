@@ -64,14 +64,15 @@ impl Tx<'_> {
     }
 
     /// Enqueues a job in the same transaction, checked by the worker's
-    /// registry against its type's schema, like every other enqueue.
+    /// registry against its type's schema, like every other enqueue. A
+    /// unique job whose key is held answers with the holder's id.
     pub async fn enqueue(&mut self, mut job: NewJob) -> Result<JobId, Error> {
         check_enqueue(self.check, &mut job)?;
         // The set-based insert answers with ids only, not whole rows.
         let id = insert_many(self.conn, vec![job])
             .await?
             .first()
-            .copied()
+            .map(|inserted| inserted.id)
             .ok_or_else(|| StoreError::Database("the insert returned no id".into()))?;
         self.enqueued = true;
         Ok(id)

@@ -7,39 +7,89 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
 use tasuki_core::{
-    ClaimParams, Completed, Completion, Failure, Job, JobFilter, JobId, JobStats, JobStatus,
-    JobStore, LeaderParams, NewJob, Page, Release, StoreError, StoreResult, Timestamp,
-    changed_or_conflict,
+    ClaimParams, Completed, Completion, Enqueued, Failure, Inserted, Job, JobFilter, JobId,
+    JobStats, JobStatus, JobStore, LeaderParams, NewJob, Page, Release, StoreError, StoreResult,
+    Timestamp, changed_or_conflict, unique_clash,
 };
 
 use crate::SqliteStore;
 use crate::queries::{self, Query};
+use crate::queues::Claim;
 use crate::rows::{self, Error};
 use crate::writer::Commit;
 
-pub(crate) fn insert(conn: &Connection, job: &NewJob) -> Result<Job, Error> {
-    let mut statement = conn.prepare_cached(queries::JOB_INSERT.sql)?;
-    rows::one(statement.query(insert_params(job))?, rows::job)
+/// Adds a job; a unique job whose key is held answers with its holder,
+/// found in the same write.
+pub(crate) fn insert(conn: &Connection, job: &NewJob) -> Result<Enqueued, Error> {
+    match returned_job(conn, &queries::JOB_INSERT, insert_params(job))? {
+        Some(job) => Ok(Enqueued {
+            job,
+            duplicate: false,
+        }),
+        None => Ok(Enqueued {
+            job: unique_holder(conn, job)?,
+            duplicate: true,
+        }),
+    }
+}
+
+/// The job that holds a unique job's key: it kept the job from being added.
+fn unique_holder(conn: &Connection, job: &NewJob) -> Result<Job, Error> {
+    let key = job.unique.as_ref().map(|u| u.key.as_str());
+    let holder = returned_job(conn, &queries::JOB_UNIQUE_HOLDER, (&job.job_type, key))?;
+    holder.ok_or_else(|| {
+        StoreError::Database(
+            format!("no holder of the unique key of a `{}` job", job.job_type).into(),
+        )
+        .into()
+    })
 }
 
 /// The parameters of `job/insert.sql`.
-pub(crate) fn insert_params(job: &NewJob) -> impl rusqlite::Params + '_ {
+fn insert_params(job: &NewJob) -> impl rusqlite::Params + '_ {
     (
         &job.job_type,
         job.payload.to_string(),
+        job.queue_name(),
         job.priority,
-        job.max_retries,
+        job.retries(),
+        job.unique.as_ref().map(|u| u.key.as_str()),
+        job.unique.as_ref().map(|u| u.states.bits()),
         job.scheduled_at.as_micros(),
         job.created_at.as_micros(),
     )
 }
 
-/// Inserts jobs in one statement; returns their ids in order.
-pub(crate) fn insert_many(conn: &Connection, new_jobs: &[NewJob]) -> Result<Vec<JobId>, Error> {
+/// Adds jobs in one write, answering per job in order: the ones with no
+/// unique key in one statement, the unique ones each with its holder.
+pub(crate) fn insert_many(conn: &Connection, new_jobs: &[NewJob]) -> Result<Vec<Inserted>, Error> {
+    if new_jobs.iter().any(|j| j.unique.is_some()) {
+        return new_jobs
+            .iter()
+            .map(|job| {
+                insert(conn, job).map(|e| Inserted {
+                    id: e.job.id,
+                    duplicate: e.duplicate,
+                })
+            })
+            .collect();
+    }
+    Ok(insert_plain(conn, new_jobs)?
+        .into_iter()
+        .map(|id| Inserted {
+            id,
+            duplicate: false,
+        })
+        .collect())
+}
+
+/// Inserts jobs with no unique key in one statement; returns their ids in order.
+fn insert_plain(conn: &Connection, new_jobs: &[NewJob]) -> Result<Vec<JobId>, Error> {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         t: &'a str,
         p: &'a serde_json::Value,
+        q: &'a str,
         pr: i32,
         m: i32,
         s: i64,
@@ -53,8 +103,9 @@ pub(crate) fn insert_many(conn: &Connection, new_jobs: &[NewJob]) -> Result<Vec<
         .map(|j| Row {
             t: &j.job_type,
             p: &j.payload,
+            q: j.queue_name(),
             pr: j.priority,
-            m: j.max_retries,
+            m: j.retries(),
             s: j.scheduled_at.as_micros(),
             c: j.created_at.as_micros(),
         })
@@ -116,7 +167,7 @@ pub(crate) fn by_id<V: std::fmt::Display>(entries: impl Iterator<Item = (JobId, 
 
 #[async_trait]
 impl JobStore for SqliteStore {
-    async fn job_insert(&self, job: NewJob) -> StoreResult<Job> {
+    async fn job_insert(&self, job: NewJob) -> StoreResult<Enqueued> {
         let job = self
             .writer
             .write(Commit::Acknowledged, move |conn| insert(conn, &job))
@@ -125,7 +176,7 @@ impl JobStore for SqliteStore {
         Ok(job)
     }
 
-    async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<JobId>> {
+    async fn job_insert_many(&self, new_jobs: Vec<NewJob>) -> StoreResult<Vec<Inserted>> {
         let ids = self
             .writer
             .write(Commit::Acknowledged, move |conn| {
@@ -137,18 +188,16 @@ impl JobStore for SqliteStore {
     }
 
     async fn job_claim(&self, params: ClaimParams<'_>) -> StoreResult<Vec<Job>> {
-        let (owner, lease, now, limit) = (
-            params.owner.to_owned(),
-            params.lease_expires_at.as_micros(),
-            params.now.as_micros(),
-            params.limit,
-        );
+        let claim = Claim {
+            owner: params.owner.to_owned(),
+            queue: params.queue.map(str::to_owned),
+            limit: params.limit,
+            now: params.now.as_micros(),
+            lease: params.lease_expires_at.as_micros(),
+        };
         let mut claimed = self
             .writer
-            .write(Commit::Bookkeeping, move |conn| {
-                let mut statement = conn.prepare_cached(queries::JOB_CLAIM.sql)?;
-                rows::all(statement.query((owner, lease, now, limit))?, rows::job)
-            })
+            .write(Commit::Bookkeeping, move |conn| claim.run(conn))
             .await?;
         claimed.sort_by(|a, b| {
             (b.priority, a.scheduled_at, a.id).cmp(&(a.priority, b.scheduled_at, b.id))
@@ -271,7 +320,8 @@ impl JobStore for SqliteStore {
             .write(Commit::Acknowledged, move |conn| {
                 returned_job(conn, &queries::JOB_RETRY, (id.0, at))
             })
-            .await?;
+            .await
+            .map_err(|e| unique_clash(id, e))?;
         let job = changed_or_conflict(
             self,
             id,
@@ -312,13 +362,13 @@ impl JobStore for SqliteStore {
         let status = filter.status.map(JobStatus::as_str);
         let after = filter.after.map_or(0, |id| id.0);
         let limit = filter.limit.max(1);
-        let job_type = filter.job_type;
+        let (job_type, queue) = (filter.job_type, filter.queue);
         let jobs = self
             .readers
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(queries::JOB_LIST.sql)?;
                 rows::all(
-                    statement.query((status, job_type, after, limit))?,
+                    statement.query((status, job_type, after, limit, queue))?,
                     rows::job,
                 )
             })
@@ -345,13 +395,19 @@ impl JobStore for SqliteStore {
             .map_err(|e| StoreError::Database(Box::new(e)))
     }
 
-    async fn job_next_scheduled_at(&self) -> StoreResult<Option<Timestamp>> {
+    async fn job_next_scheduled_at(&self, queue: Option<&str>) -> StoreResult<Option<Timestamp>> {
+        let queue = queue.map(str::to_owned);
         let next: Option<i64> = self
             .readers
-            .read(|conn| {
-                Ok(conn
-                    .prepare_cached(queries::JOB_NEXT_SCHEDULED.sql)?
-                    .query_row([], |row| row.get(0))?)
+            .read(move |conn| {
+                Ok(match queue {
+                    None => conn
+                        .prepare_cached(queries::JOB_NEXT_SCHEDULED.sql)?
+                        .query_row([], |row| row.get(0))?,
+                    Some(queue) => conn
+                        .prepare_cached(queries::JOB_NEXT_SCHEDULED_QUEUE.sql)?
+                        .query_row([queue], |row| row.get(0))?,
+                })
             })
             .await?;
         Ok(next.map(Timestamp::from_micros))

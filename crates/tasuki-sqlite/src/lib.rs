@@ -9,6 +9,7 @@
 mod jobs;
 mod migrate;
 mod queries;
+mod queues;
 mod read;
 mod rows;
 mod tx;

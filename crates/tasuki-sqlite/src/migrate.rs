@@ -22,6 +22,7 @@ pub(crate) const QUEUE: Migrations = Migrations {
             "retention",
             include_str!("../migrations/0002_retention.sql"),
         ),
+        (3, "queues", include_str!("../migrations/0003_queues.sql")),
     ],
 };
 

@@ -87,7 +87,9 @@ crate::queries! {
     dir = "queries";
     JOB_INSERT = "job/insert.sql" => JOB;
     JOB_INSERT_MANY = "job/insert_many.sql" => &[];
+    JOB_UNIQUE_HOLDER = "job/unique_holder.sql" => JOB;
     JOB_CLAIM = "job/claim.sql" => JOB;
+    JOB_CLAIM_QUEUE = "job/claim_queue.sql" => JOB;
     JOB_COMPLETE_MANY = "job/complete_many.sql" => &["id"];
     JOB_HELD = "job/held.sql" => &["id"];
     JOB_FAIL_MANY = "job/fail_many.sql" => &["id"];
@@ -102,6 +104,16 @@ crate::queries! {
     JOB_STATS = "job/stats.sql" => &["job_type", "status", "count"];
     JOB_OLDEST_READY = "job/oldest_ready.sql" => &["oldest"];
     JOB_NEXT_SCHEDULED = "job/next_scheduled.sql" => &["next"];
+    JOB_NEXT_SCHEDULED_QUEUE = "job/next_scheduled_queue.sql" => &["next"];
+    QUEUE_HELD_BACK = "queue/held_back.sql" =>
+        &["name", "paused", "concurrency", "rate_limit", "rate_period"];
+    QUEUE_RUNNING = "queue/running.sql" => &["running"];
+    QUEUE_STARTED = "queue/started.sql" => &["started"];
+    QUEUE_START = "queue/start.sql" => &[];
+    QUEUE_FORGET_STARTS = "queue/forget_starts.sql" => &[];
+    QUEUE_UPDATE = "queue/update.sql" => &[];
+    QUEUE_LIST = "queue/list.sql" =>
+        &["name", "paused", "concurrency", "rate_limit", "rate_period", "waiting", "running"];
     LEADER_ACQUIRE = "leader/acquire.sql" => &["owner"];
     LEADER_RELEASE = "leader/release.sql" => &[];
 }

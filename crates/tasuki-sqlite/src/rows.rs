@@ -88,6 +88,8 @@ pub(crate) const JOB: &[&str] = &[
     "started_at",
     "completed_at",
     "created_at",
+    "queue",
+    "unique_key",
 ];
 
 /// Reads a row of [`JOB`]'s columns.
@@ -117,6 +119,8 @@ pub(crate) fn job(row: &Row<'_>) -> Result<Job, Error> {
         started_at: ts(row.get(14)?),
         completed_at: ts(row.get(15)?),
         created_at: Timestamp::from_micros(row.get(16)?),
+        queue: row.get(17)?,
+        unique_key: row.get(18)?,
     })
 }
 

@@ -13,7 +13,7 @@ use tasuki_core::{
     Completed, Completion, JobCheck, JobId, NewJob, StoreError, Timestamp, Writes, check_enqueue,
 };
 
-use crate::jobs::{by_id, insert_params, returned_ids};
+use crate::jobs::{by_id, returned_ids};
 use crate::queries;
 use crate::rows::Error;
 
@@ -47,17 +47,13 @@ impl<'c> Tx<'c> {
     /// Enqueues a job in the same transaction. In a job's writes, the
     /// worker's registry checks it against its type's schema, like every
     /// other enqueue; in [`SqliteStore::write`](crate::SqliteStore::write),
-    /// the caller vouches for it.
+    /// the caller vouches for it. A unique job whose key is held answers
+    /// with the holder's id.
     pub fn enqueue(&self, mut job: NewJob) -> Result<JobId, Error> {
         check_enqueue(self.check, &mut job)?;
-        // The row comes back whole (the statement is the store's insert);
-        // only its id is read.
-        let id = self
-            .conn
-            .prepare_cached(queries::JOB_INSERT.sql)?
-            .query_row(insert_params(&job), |row| row.get(0).map(JobId))?;
+        let enqueued = crate::jobs::insert(self.conn, &job)?;
         self.enqueued.set(true);
-        Ok(id)
+        Ok(enqueued.job.id)
     }
 }
 

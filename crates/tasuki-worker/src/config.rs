@@ -9,8 +9,12 @@ use tasuki_core::RetryPolicy;
 pub struct WorkerConfig {
     /// Names this worker in leases and logs; unique among running workers.
     pub id: Arc<str>,
-    /// How many jobs run at once (`WORKER_COUNT`).
+    /// How many jobs run at once when `queues` is empty (`WORKER_COUNT`).
     pub concurrency: usize,
+    /// The queues served, each with how many of its jobs run at once in this
+    /// worker (`QUEUES=default:3,email:10`); empty: every queue, sharing
+    /// `concurrency` slots.
+    pub queues: Vec<(String, usize)>,
     /// How long a claim lasts without a heartbeat (`LEASE_TIMEOUT`).
     pub lease: Duration,
     /// How long one attempt may run unless its handler says otherwise.
@@ -29,6 +33,7 @@ impl WorkerConfig {
         Self {
             id: id.into(),
             concurrency: 3,
+            queues: Vec::new(),
             lease: Duration::from_secs(30),
             job_timeout: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(30),
@@ -36,6 +41,24 @@ impl WorkerConfig {
             idle_wait: Duration::from_secs(5),
             retention: Duration::from_secs(7 * 24 * 3600),
         }
+    }
+
+    /// The worker's pools of slots: each queue named with its slots, or every
+    /// queue (`None`) with `concurrency`.
+    pub(crate) fn pools(&self) -> Vec<(Option<String>, usize)> {
+        if self.queues.is_empty() {
+            vec![(None, self.concurrency.max(1))]
+        } else {
+            self.queues
+                .iter()
+                .map(|(queue, slots)| (Some(queue.clone()), (*slots).max(1)))
+                .collect()
+        }
+    }
+
+    /// How many jobs run at once in all.
+    pub fn slots(&self) -> usize {
+        self.pools().iter().map(|(_, slots)| slots).sum()
     }
 
     /// How often leases are renewed: three times per lease.

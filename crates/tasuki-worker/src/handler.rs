@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
-use tasuki_core::{Clock, FailureKind, JobId, Store, StoreError, Timestamp, Writes};
+use tasuki_core::{
+    Clock, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, FailureKind, JobId, RetryPolicy, Store, StoreError,
+    Timestamp, UniqueBy, Writes,
+};
 
 /// A failed attempt, and what should happen next.
 #[derive(Debug, thiserror::Error)]
@@ -124,11 +127,23 @@ pub trait Handler: Send + Sync + 'static {
     const JOB_TYPE: &'static str;
     type Payload: DeserializeOwned + Send;
 
+    /// The queue its jobs go to unless their enqueuer names another.
+    const QUEUE: &'static str = DEFAULT_QUEUE;
+    /// The retries its jobs get unless their enqueuer says otherwise.
+    const MAX_RETRIES: i32 = DEFAULT_MAX_RETRIES;
+    /// How a job enqueued without a unique key gets one: `None`, it does not.
+    const UNIQUE: Option<UniqueBy> = None;
+
     /// The JSON Schema that every enqueued payload must match.
     fn schema() -> serde_json::Value;
 
     /// How long one attempt may take; `None` takes the worker's default.
     fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The backoff between its retries; `None` takes the worker's.
+    fn backoff(&self) -> Option<RetryPolicy> {
         None
     }
 
@@ -141,6 +156,7 @@ pub trait Handler: Send + Sync + 'static {
 #[async_trait]
 pub(crate) trait DynHandler: Send + Sync {
     fn timeout(&self) -> Option<Duration>;
+    fn backoff(&self) -> Option<RetryPolicy>;
     async fn call(&self, ctx: &JobContext, payload: &str) -> Result<Done, JobError>;
 }
 
@@ -148,6 +164,10 @@ pub(crate) trait DynHandler: Send + Sync {
 impl<H: Handler> DynHandler for H {
     fn timeout(&self) -> Option<Duration> {
         Handler::timeout(self)
+    }
+
+    fn backoff(&self) -> Option<RetryPolicy> {
+        Handler::backoff(self)
     }
 
     async fn call(&self, ctx: &JobContext, payload: &str) -> Result<Done, JobError> {

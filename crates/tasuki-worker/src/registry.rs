@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tasuki_core::{Violation, canonical_integers, violations};
+use tasuki_core::{NewJob, UniqueBy, Violation, canonical_integers, violations};
 
 use crate::handler::{DynHandler, Handler};
 
@@ -26,6 +26,9 @@ struct Entry {
     handler: Arc<dyn DynHandler>,
     schema: Value,
     validator: jsonschema::Validator,
+    queue: &'static str,
+    max_retries: i32,
+    unique: Option<UniqueBy>,
 }
 
 #[derive(Default)]
@@ -53,6 +56,9 @@ impl Registry {
             handler: Arc::new(handler),
             schema,
             validator,
+            queue: H::QUEUE,
+            max_retries: H::MAX_RETRIES,
+            unique: H::UNIQUE,
         };
         assert!(
             self.entries.insert(H::JOB_TYPE, entry).is_none(),
@@ -72,6 +78,27 @@ impl Registry {
 
     pub(crate) fn handler(&self, job_type: &str) -> Option<&Arc<dyn DynHandler>> {
         self.entries.get(job_type).map(|e| &e.handler)
+    }
+
+    /// Checks a job to enqueue as its type wants it: the payload validated
+    /// and with whole numbers as integers, and what its enqueuer left unsaid
+    /// (queue, retries, unique key) taken from its type. Every enqueue goes
+    /// through here: the API, the CLI, and a job's writes.
+    pub fn check(&self, job: &mut NewJob) -> Result<(), EnqueueError> {
+        let payload = std::mem::take(&mut job.payload);
+        job.payload = self.prepare(&job.job_type, payload)?;
+        let entry = &self.entries[job.job_type.as_str()];
+        job.queue.get_or_insert_with(|| entry.queue.to_owned());
+        job.max_retries.get_or_insert(entry.max_retries);
+        if job.unique.is_none() {
+            job.unique = entry.unique.map(|by| by.key(&job.payload, job.created_at));
+        }
+        Ok(())
+    }
+
+    /// The queue a type's jobs go to by default.
+    pub fn queue(&self, job_type: &str) -> Option<&'static str> {
+        self.entries.get(job_type).map(|e| e.queue)
     }
 
     /// Validates a payload, then returns it with whole numbers as integers:
@@ -110,12 +137,8 @@ impl Registry {
 
 /// The jobs that a job's writes enqueue are checked like every other enqueue.
 impl tasuki_core::JobCheck for Registry {
-    fn check(&self, job: &mut tasuki_core::NewJob) -> Result<(), String> {
-        let payload = std::mem::take(&mut job.payload);
-        job.payload = self
-            .prepare(&job.job_type, payload)
-            .map_err(|e| e.to_string())?;
-        Ok(())
+    fn check(&self, job: &mut NewJob) -> Result<(), String> {
+        Registry::check(self, job).map_err(|e| e.to_string())
     }
 }
 
@@ -181,6 +204,60 @@ mod tests {
             .unwrap();
         assert_eq!(payload, json!({"email": "a@example.com", "times": 2}));
         assert!(payload["times"].is_i64());
+    }
+
+    struct Report;
+
+    #[async_trait]
+    impl Handler for Report {
+        const JOB_TYPE: &'static str = "report";
+        const QUEUE: &'static str = "reports";
+        const MAX_RETRIES: i32 = 7;
+        const UNIQUE: Option<tasuki_core::UniqueBy> = Some(tasuki_core::UniqueBy {
+            fields: &["account"],
+            period: Some(std::time::Duration::from_secs(3600)),
+            states: tasuki_core::UniqueStates::LIVE,
+        });
+        type Payload = Value;
+
+        fn schema() -> Value {
+            json!({"type": "object"})
+        }
+
+        async fn handle(&self, _: &JobContext, _: Value) -> Result<Done, JobError> {
+            Ok(Done::default())
+        }
+    }
+
+    #[test]
+    fn a_types_defaults_fill_what_the_enqueuer_left_unsaid() {
+        let registry = Registry::new().register(Report).register(Greet);
+        let at = tasuki_core::Timestamp::from_micros(7_200_000_000 + 5);
+        let mut job = NewJob::new("report", json!({"account": 4, "extra": 1.0}), at);
+        registry.check(&mut job).unwrap();
+        assert_eq!(job.queue.as_deref(), Some("reports"));
+        assert_eq!(job.max_retries, Some(7));
+        let unique = job.unique.unwrap();
+        assert_eq!(
+            unique.key, r#"{"account":4}@2"#,
+            "the chosen field, in its hour"
+        );
+        assert_eq!(job.payload, json!({"account": 4, "extra": 1}));
+
+        let mut told = NewJob::new("report", json!({"account": 4}), at)
+            .queue("urgent")
+            .max_retries(0)
+            .unique("mine", tasuki_core::UniqueStates::LIVE);
+        registry.check(&mut told).unwrap();
+        assert_eq!(told.queue.as_deref(), Some("urgent"));
+        assert_eq!(told.max_retries, Some(0));
+        assert_eq!(told.unique.unwrap().key, "mine");
+
+        let mut plain = NewJob::new("greet", json!({"email": "a@example.com", "times": 1}), at);
+        registry.check(&mut plain).unwrap();
+        assert_eq!(plain.queue.as_deref(), Some(tasuki_core::DEFAULT_QUEUE));
+        assert_eq!(plain.max_retries, Some(tasuki_core::DEFAULT_MAX_RETRIES));
+        assert!(plain.unique.is_none());
     }
 
     #[test]

@@ -138,7 +138,12 @@ impl Shared {
     /// A failed attempt as the store records it, with when to retry.
     fn failure(&self, outcome: &Outcome, now: Timestamp) -> Option<Failure> {
         let error = outcome.result.as_ref().err()?;
-        let decision = self.config.retry.decide(
+        let policy = self
+            .registry
+            .handler(&outcome.job_type)
+            .and_then(|h| h.backoff())
+            .unwrap_or(self.config.retry);
+        let decision = policy.decide(
             outcome.retry_count,
             outcome.max_retries,
             error.kind(),

@@ -2,12 +2,12 @@
 //! concurrently under leases kept alive by heartbeats, writes their outcomes
 //! in batches, and stops gracefully.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tasuki_core::{ClaimParams, Clock, Job, JobId, Release, Store, StoreError};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -38,10 +38,14 @@ impl Worker {
         }
     }
 
-    /// One step, for tests and tools: claims up to `concurrency` due jobs,
-    /// runs them all, writes their outcomes; returns how many ran.
+    /// One step, for tests and tools: claims as many due jobs as each of
+    /// its queues has slots, runs them all, writes their outcomes; returns
+    /// how many ran.
     pub async fn run_once(&self) -> Result<usize, WorkerError> {
-        let jobs = self.claim(self.shared.config.concurrency).await?;
+        let mut jobs = Vec::new();
+        for (queue, slots) in self.shared.config.pools() {
+            jobs.extend(self.claim(queue.as_deref(), slots).await?);
+        }
         let count = jobs.len();
         let mut running = JoinSet::new();
         for job in jobs {
@@ -78,13 +82,14 @@ impl Worker {
         }
     }
 
-    async fn claim(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+    async fn claim(&self, queue: Option<&str>, limit: usize) -> Result<Vec<Job>, StoreError> {
         let now = self.shared.clock.now();
         let jobs = self
             .shared
             .store
             .job_claim(ClaimParams {
                 owner: &self.shared.config.id,
+                queue,
                 limit: u32::try_from(limit).unwrap_or(u32::MAX),
                 now,
                 lease_expires_at: now.saturating_add(self.shared.config.lease),
@@ -97,78 +102,104 @@ impl Worker {
     /// Runs until `shutdown` is cancelled, then stops claiming, lets in-flight
     /// jobs finish within the shutdown timeout and hands the rest back
     /// without spending a retry.
+    ///
+    /// Each pool of slots (a queue of `QUEUES`, or every queue) claims up to
+    /// its free slots. With nothing due in any pool that has a free slot, the
+    /// worker sleeps until the store sees a change, a job of a full pool
+    /// finishes, or the next scheduled job is due.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let shared = &self.shared;
         let config = &shared.config;
-        tracing::info!(worker_id = %config.id, concurrency = config.concurrency, "worker started");
+        let mut pools: Vec<Pool> = config
+            .pools()
+            .into_iter()
+            .map(|(queue, free)| Pool { queue, free })
+            .collect();
+        tracing::info!(worker_id = %config.id, slots = config.slots(), queues = ?pools.iter().map(|p| p.queue.as_deref().unwrap_or("*")).collect::<Vec<_>>(), "worker started");
         let background = CancellationToken::new();
         let (outcomes, outcomes_rx) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(record_loop(shared.clone(), outcomes_rx));
         let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), background.clone()));
         let maintenance = tokio::spawn(crate::maintenance::run(shared.clone(), background.clone()));
 
-        let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        let mut running: JoinSet<(JobId, i32)> = JoinSet::new();
-        let mut in_flight: HashSet<(JobId, i32)> = HashSet::new();
+        let mut running: JoinSet<()> = JoinSet::new();
+        // Each task's pool and attempt, by task: a task that panics or is
+        // aborted still gives its slot back.
+        let mut in_flight: HashMap<tokio::task::Id, (usize, (JobId, i32))> = HashMap::new();
         let mut store_errors = 0u32;
-        loop {
-            while let Some(done) = running.try_join_next() {
-                if let Ok(attempt) = done {
-                    in_flight.remove(&attempt);
-                }
+        'run: loop {
+            while let Some(done) = running.try_join_next_with_id() {
+                finished(done, &mut pools, &mut in_flight);
             }
-            let first = tokio::select! {
-                permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-                () = shutdown.cancelled() => break,
-            };
-            let mut permits = vec![first];
-            while let Ok(permit) = slots.clone().try_acquire_owned() {
-                permits.push(permit);
-            }
-            let jobs = match self.claim(permits.len()).await {
-                Ok(jobs) => {
-                    store_errors = 0;
-                    jobs
-                }
-                Err(error) => {
-                    store_errors += 1;
-                    tracing::error!(worker_id = %config.id, error = ?error, "cannot claim jobs");
-                    drop(permits);
-                    let pause = Duration::from_millis(50 * 2u64.pow(store_errors.min(6)));
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => continue,
-                        () = shutdown.cancelled() => break,
-                    }
-                }
-            };
-            if jobs.is_empty() {
-                drop(permits);
-                let wait = self.idle_wait().await;
+            if pools.iter().all(|p| p.free == 0) {
                 tokio::select! {
-                    () = shared.store.job_wait_for_change(wait) => continue,
+                    Some(done) = running.join_next_with_id() => {
+                        finished(done, &mut pools, &mut in_flight);
+                        continue;
+                    }
                     () = shutdown.cancelled() => break,
                 }
             }
-            for (job, permit) in jobs.into_iter().zip(permits) {
-                let attempt = (job.id, job.attempt);
-                in_flight.insert(attempt);
-                let (shared, outcomes) = (shared.clone(), outcomes.clone());
-                running.spawn(async move {
-                    let outcome = shared.execute(job).await;
-                    drop(permit);
-                    // The recorder outlives every job task.
-                    let _ = outcomes.send(outcome);
-                    attempt
-                });
+            let mut claimed_any = false;
+            for (index, pool) in pools.iter_mut().enumerate() {
+                if pool.free == 0 {
+                    continue;
+                }
+                let jobs = match self.claim(pool.queue.as_deref(), pool.free).await {
+                    Ok(jobs) => {
+                        store_errors = 0;
+                        jobs
+                    }
+                    Err(error) => {
+                        store_errors += 1;
+                        tracing::error!(worker_id = %config.id, error = ?error, "cannot claim jobs");
+                        let pause = Duration::from_millis(50 * 2u64.pow(store_errors.min(6)));
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => continue 'run,
+                            () = shutdown.cancelled() => break 'run,
+                        }
+                    }
+                };
+                claimed_any |= !jobs.is_empty();
+                pool.free -= jobs.len();
+                for job in jobs {
+                    let attempt = (job.id, job.attempt);
+                    let (shared, outcomes) = (shared.clone(), outcomes.clone());
+                    let task = running.spawn(async move {
+                        let outcome = shared.execute(job).await;
+                        // The recorder outlives every job task.
+                        let _ = outcomes.send(outcome);
+                    });
+                    in_flight.insert(task.id(), (index, attempt));
+                }
+            }
+            if claimed_any {
+                continue;
+            }
+            let wait = self.idle_wait(&pools).await;
+            // Only a job of a full pool frees a slot worth claiming for; the
+            // others' pools found nothing due.
+            let full: Vec<bool> = pools.iter().map(|p| p.free == 0).collect();
+            let sleep = shared.store.job_wait_for_change(wait);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => continue 'run,
+                    Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                        let pool = finished(done, &mut pools, &mut in_flight);
+                        if pool.is_some_and(|p| full[p]) {
+                            continue 'run;
+                        }
+                    }
+                    () = shutdown.cancelled() => break 'run,
+                }
             }
         }
 
         tracing::info!(worker_id = %config.id, in_flight = in_flight.len(), "worker stopping");
         let finish = async {
-            while let Some(done) = running.join_next().await {
-                if let Ok(attempt) = done {
-                    in_flight.remove(&attempt);
-                }
+            while let Some(done) = running.join_next_with_id().await {
+                finished(done, &mut pools, &mut in_flight);
             }
         };
         if tokio::time::timeout(config.shutdown_timeout, finish)
@@ -185,8 +216,8 @@ impl Worker {
         background.cancel();
         let _ = tokio::join!(heartbeat, maintenance);
         let releases: Vec<Release> = in_flight
-            .into_iter()
-            .map(|(id, attempt)| Release { id, attempt })
+            .into_values()
+            .map(|(_, (id, attempt))| Release { id, attempt })
             .collect();
         if !releases.is_empty() {
             let released = shared
@@ -199,18 +230,64 @@ impl Worker {
         Ok(())
     }
 
-    /// How long to sleep with nothing due: until the next scheduled job, at most `idle_wait`.
-    async fn idle_wait(&self) -> Duration {
-        let max = self.shared.config.idle_wait;
-        match self.shared.store.job_next_scheduled_at().await {
-            Ok(Some(next)) => next.since(self.shared.clock.now()).min(max),
-            Ok(None) => max,
-            Err(error) => {
-                tracing::warn!(worker_id = %self.shared.config.id, error = ?error, "cannot read the schedule");
-                max
+    /// How long to sleep with nothing claimed: until the next scheduled job
+    /// of a pool with a free slot, at most `idle_wait`. A job already due
+    /// that no claim took waits behind its queue's limits, which free up as
+    /// jobs finish or time passes: look again after [`HELD_BACK_POLL`].
+    async fn idle_wait(&self, pools: &[Pool]) -> Duration {
+        let config = &self.shared.config;
+        let now = self.shared.clock.now();
+        let mut wait = config.idle_wait;
+        for pool in pools.iter().filter(|p| p.free > 0) {
+            match self
+                .shared
+                .store
+                .job_next_scheduled_at(pool.queue.as_deref())
+                .await
+            {
+                Ok(Some(next)) => {
+                    let until = next.since(now);
+                    wait = wait.min(if until.is_zero() {
+                        HELD_BACK_POLL
+                    } else {
+                        until
+                    });
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(worker_id = %config.id, error = ?error, "cannot read the schedule");
+                }
             }
         }
+        wait
     }
+}
+
+/// How often a worker looks again while due jobs wait behind their queue's
+/// limits (a concurrency limit frees when a job on any host finishes, a rate
+/// limit as its window moves on; neither wakes this process).
+const HELD_BACK_POLL: Duration = Duration::from_millis(20);
+
+/// A queue this worker serves (`None`: every queue) and its free slots.
+struct Pool {
+    queue: Option<String>,
+    free: usize,
+}
+
+/// Books a finished job task, however it ended: its slot is free again.
+/// Returns its pool.
+fn finished(
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    pools: &mut [Pool],
+    in_flight: &mut HashMap<tokio::task::Id, (usize, (JobId, i32))>,
+) -> Option<usize> {
+    let task = match done {
+        Ok((task, ())) => task,
+        Err(error) => error.id(),
+    };
+    let (pool, _) = in_flight.remove(&task)?;
+    pools[pool].free += 1;
+    Some(pool)
 }
 
 /// How many batches of outcomes are written at once. On PostgreSQL each is

@@ -68,6 +68,9 @@ pub(crate) enum Command {
     /// Enqueues, inspects and manages jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Lists queues; pauses, resumes and limits them across every process.
+    #[command(subcommand)]
+    Queues(QueuesCommand),
 }
 
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
@@ -90,9 +93,13 @@ fn lease(text: &str) -> Result<Duration, String> {
 
 #[derive(Args, Debug)]
 pub(crate) struct WorkerArgs {
-    /// How many jobs run at once.
+    /// How many jobs run at once (when QUEUES is not set).
     #[arg(long, env = "WORKER_COUNT", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) concurrency: u16,
+    /// The queues to serve, each with how many of its jobs run at once here,
+    /// like `default:3,email:10`; unset: every queue, WORKER_COUNT at once.
+    #[arg(long, env = "QUEUES", value_parser = queue_slots)]
+    pub(crate) queues: Option<QueueSlots>,
     /// How long a claimed job stays leased without a heartbeat.
     #[arg(long, env = "LEASE_TIMEOUT", default_value = "30s", value_parser = lease)]
     pub(crate) lease_timeout: Duration,
@@ -114,6 +121,62 @@ pub(crate) struct WorkerArgs {
     /// Serve `/health` and `/metrics` on this port (worker command only).
     #[arg(long, env = "METRICS_PORT")]
     pub(crate) metrics_port: Option<u16>,
+}
+
+impl WorkerArgs {
+    /// How many jobs run at once in all.
+    pub(crate) fn slots(&self) -> usize {
+        self.queues
+            .as_ref()
+            .map_or(usize::from(self.concurrency), QueueSlots::total)
+    }
+}
+
+/// `QUEUES`: queues and their slots, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct QueueSlots(pub(crate) Vec<(String, usize)>);
+
+impl QueueSlots {
+    pub(crate) fn total(&self) -> usize {
+        self.0.iter().map(|(_, slots)| slots).sum()
+    }
+}
+
+fn queue_slots(text: &str) -> Result<QueueSlots, String> {
+    let mut queues: Vec<(String, usize)> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, slots) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("`{entry}` is not QUEUE:SLOTS (like default:3,email:10)"))?;
+        if !tasuki_core::is_queue_name(name) {
+            return Err(format!(
+                "`{name}` is not a queue name (1 to 100 letters, digits, `_`, `-` or `.`)"
+            ));
+        }
+        let slots: usize = slots
+            .parse()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| format!("`{slots}` slots for `{name}`: expected 1 to 10000"))?;
+        if queues.iter().any(|(q, _)| q == name) {
+            return Err(format!("`{name}` is named twice"));
+        }
+        queues.push((name.to_owned(), slots));
+    }
+    if queues.is_empty() {
+        return Err("name at least one queue, like default:3".into());
+    }
+    Ok(QueueSlots(queues))
+}
+
+fn queue_name(text: &str) -> Result<String, String> {
+    if tasuki_core::is_queue_name(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not a queue name (1 to 100 letters, digits, `_`, `-` or `.`)"
+        ))
+    }
 }
 
 /// A command's arguments as the environment and the defaults give them.
@@ -188,9 +251,19 @@ pub(crate) struct EnqueueArgs {
     /// Run at this time (RFC 3339).
     #[arg(long)]
     pub(crate) run_at: Option<String>,
-    /// Retries after the first attempt.
-    #[arg(long, default_value_t = tasuki_core::DEFAULT_MAX_RETRIES, value_parser = clap::value_parser!(i32).range(0..=1000))]
-    pub(crate) max_retries: i32,
+    /// Retries after the first attempt (default: the job type's).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..=1000))]
+    pub(crate) max_retries: Option<i32>,
+    /// The queue (default: the job type's).
+    #[arg(long, value_parser = queue_name)]
+    pub(crate) queue: Option<String>,
+    /// At most one job of this type with this key is live; a duplicate
+    /// prints the job that holds the key.
+    #[arg(long)]
+    pub(crate) unique_key: Option<String>,
+    /// Final statuses in which the unique key also holds: completed, failed, cancelled.
+    #[arg(long, value_delimiter = ',', requires = "unique_key")]
+    pub(crate) unique_states: Vec<tasuki_core::JobStatus>,
     /// How many identical jobs to enqueue, in one statement.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub(crate) count: u32,
@@ -206,6 +279,9 @@ pub(crate) struct ListArgs {
     /// Only jobs of this type.
     #[arg(long = "type")]
     pub(crate) job_type: Option<String>,
+    /// Only jobs in this queue.
+    #[arg(long, value_parser = queue_name)]
+    pub(crate) queue: Option<String>,
     /// At most this many.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) limit: u32,
@@ -214,6 +290,74 @@ pub(crate) struct ListArgs {
     pub(crate) after: Option<i64>,
     #[command(flatten)]
     pub(crate) json: JsonArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum QueuesCommand {
+    /// Lists the queues with live jobs or settings.
+    List(JsonArg),
+    /// Stops a queue's jobs from starting, in every process.
+    Pause(QueueArgs),
+    /// Lets a paused queue's jobs start again.
+    Resume(QueueArgs),
+    /// Sets a queue's limits across every process.
+    Limit(LimitArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct QueueArgs {
+    #[arg(value_parser = queue_name)]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct LimitArgs {
+    #[arg(value_parser = queue_name)]
+    pub(crate) name: String,
+    /// The most jobs of the queue processing at once over every process, or `none`.
+    #[arg(long, value_parser = concurrency)]
+    pub(crate) concurrency: Option<Limit<u32>>,
+    /// At most N starts in any window of PERIOD, like `100/1s`, or `none`.
+    #[arg(long, value_parser = rate_limit)]
+    pub(crate) rate: Option<Limit<tasuki_core::RateLimit>>,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+/// A limit to set, or `none` to lift it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limit<T>(pub(crate) Option<T>);
+
+fn concurrency(text: &str) -> Result<Limit<u32>, String> {
+    if text == "none" {
+        return Ok(Limit(None));
+    }
+    text.parse()
+        .ok()
+        .filter(|n| (1..=1_000_000).contains(n))
+        .map(|n| Limit(Some(n)))
+        .ok_or_else(|| format!("`{text}`: expected 1 to 1000000, or none"))
+}
+
+fn rate_limit(text: &str) -> Result<Limit<tasuki_core::RateLimit>, String> {
+    if text == "none" {
+        return Ok(Limit(None));
+    }
+    let (limit, period) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not N/PERIOD (like 100/1s), or none"))?;
+    let limit = limit
+        .parse()
+        .ok()
+        .filter(|n| (1..=1_000_000).contains(n))
+        .ok_or_else(|| format!("`{limit}`: expected 1 to 1000000 starts"))?;
+    let period = duration(period)?;
+    if period > Duration::from_secs(86_400) {
+        return Err(format!("`{text}`: the period is at most 1d"));
+    }
+    Ok(Limit(Some(tasuki_core::RateLimit { limit, period })))
 }
 
 #[derive(Args, Debug)]

@@ -20,9 +20,9 @@ pub(crate) enum Database {
 
 /// The connections a process needs by default: an API server's share, and
 /// one per concurrent job beside a few for claims, outcomes and heartbeats.
-pub(crate) fn default_pool_size(api: bool, worker_count: Option<u16>) -> u32 {
+pub(crate) fn default_pool_size(api: bool, worker_slots: Option<usize>) -> u32 {
     let api = if api { 16 } else { 0 };
-    let workers = worker_count.map_or(0, |n| 4 + u32::from(n));
+    let workers = worker_slots.map_or(0, |n| 4 + u32::try_from(n).unwrap_or(u32::MAX));
     (api + workers).min(128)
 }
 

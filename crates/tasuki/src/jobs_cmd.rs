@@ -5,7 +5,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use tasuki_core::{
-    Job, JobFilter, JobId, JobStats, NewJob, ScheduleError, Store, StoreError, Timestamp, due_at,
+    Job, JobFilter, JobId, JobStats, NewJob, ScheduleError, Store, StoreError, Timestamp,
+    UniqueStates, due_at,
 };
 
 use crate::cli::{EnqueueArgs, GlobalArgs, JobsCommand};
@@ -25,6 +26,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobsCommand) -> anyhow::Re
             let filter = JobFilter {
                 status: args.status,
                 job_type: args.job_type,
+                queue: args.queue,
                 after: args.after.map(JobId),
                 limit: args.limit,
             };
@@ -68,7 +70,6 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobsCommand) -> anyhow::Re
 fn new_jobs(args: &EnqueueArgs) -> anyhow::Result<Vec<NewJob>> {
     let payload: serde_json::Value = serde_json::from_str(&args.payload)
         .with_context(|| format!("the payload is not valid JSON: {}", args.payload))?;
-    let payload = tasuki_app::schemas().prepare(&args.job_type, payload)?;
     let now = Timestamp::now();
     let scheduled_at = due_at(now, args.run_at.as_deref(), args.delay).map_err(|e| match e {
         ScheduleError::RunAt => anyhow::anyhow!(
@@ -77,36 +78,61 @@ fn new_jobs(args: &EnqueueArgs) -> anyhow::Result<Vec<NewJob>> {
         ),
         ScheduleError::TooLate => anyhow::anyhow!("the job would be due after the year 9999"),
     })?;
-    let job = NewJob::new(&args.job_type, payload, now)
+    let mut job = NewJob::new(&args.job_type, payload, now)
         .priority(args.priority)
-        .max_retries(args.max_retries)
         .scheduled_at(scheduled_at);
+    job.max_retries = args.max_retries;
+    job.queue.clone_from(&args.queue);
+    if let Some(key) = &args.unique_key {
+        let states = UniqueStates::with(args.unique_states.iter().copied());
+        job = job.unique(key, states);
+    }
+    tasuki_app::schemas().check(&mut job)?;
     Ok(vec![job; args.count as usize])
 }
 
 async fn enqueue(store: &Arc<dyn Store>, mut jobs: Vec<NewJob>, json: bool) -> anyhow::Result<()> {
     if jobs.len() == 1 {
-        let job = store.job_insert(jobs.remove(0)).await?;
+        let enqueued = store.job_insert(jobs.remove(0)).await?;
+        let job = &enqueued.job;
         return if json {
-            print_json(&job)
+            print_json(&enqueued)
+        } else if enqueued.duplicate {
+            println!(
+                "not enqueued: job {} ({}, {}) holds the unique key",
+                job.id, job.job_type, job.status
+            );
+            Ok(())
         } else {
             println!(
-                "enqueued job {} ({}), due {}",
-                job.id, job.job_type, job.scheduled_at
+                "enqueued job {} ({}) in queue {}, due {}",
+                job.id, job.job_type, job.queue, job.scheduled_at
             );
             Ok(())
         };
     }
-    let ids = store.job_insert_many(jobs).await?;
-    let (first, last) = (ids.first().map(|id| id.0), ids.last().map(|id| id.0));
+    let inserted = store.job_insert_many(jobs).await?;
+    let added: Vec<i64> = inserted
+        .iter()
+        .filter(|i| !i.duplicate)
+        .map(|i| i.id.0)
+        .collect();
+    let (first, last) = (added.first(), added.last());
+    let duplicates = inserted.len() - added.len();
     if json {
-        print_json(&serde_json::json!({"count": ids.len(), "first_id": first, "last_id": last}))
+        print_json(&serde_json::json!({
+            "count": added.len(), "first_id": first, "last_id": last, "duplicates": duplicates
+        }))
     } else {
         println!(
-            "enqueued {} jobs, ids {} to {}",
-            ids.len(),
-            first.unwrap_or(0),
-            last.unwrap_or(0)
+            "enqueued {} jobs, ids {} to {}{}",
+            added.len(),
+            first.unwrap_or(&0),
+            last.unwrap_or(&0),
+            match duplicates {
+                0 => String::new(),
+                n => format!("; {n} duplicates not enqueued"),
+            }
         );
         Ok(())
     }
@@ -125,6 +151,10 @@ fn show(job: Result<Job, StoreError>, id: i64, json: bool) -> anyhow::Result<()>
     let opt = |t: Option<Timestamp>| t.map_or_else(|| "-".to_owned(), |t| t.to_string());
     println!("id:            {}", job.id);
     println!("type:          {}", job.job_type);
+    println!("queue:         {}", job.queue);
+    if let Some(key) = &job.unique_key {
+        println!("unique key:    {key}");
+    }
     println!("status:        {}", job.status);
     println!("priority:      {}", job.priority);
     println!(
@@ -156,14 +186,15 @@ fn show(job: Result<Job, StoreError>, id: i64, json: bool) -> anyhow::Result<()>
 
 fn print_table(jobs: &[Job]) {
     println!(
-        "{:>8}  {:<16} {:<13} {:>4} {:>7}  {:<27} error",
-        "id", "type", "status", "prio", "attempt", "scheduled_at"
+        "{:>8}  {:<16} {:<12} {:<13} {:>4} {:>7}  {:<27} error",
+        "id", "type", "queue", "status", "prio", "attempt", "scheduled_at"
     );
     for job in jobs {
         println!(
-            "{:>8}  {:<16} {:<13} {:>4} {:>7}  {:<27} {}",
+            "{:>8}  {:<16} {:<12} {:<13} {:>4} {:>7}  {:<27} {}",
             job.id,
             job.job_type,
+            job.queue,
             job.status.as_str(),
             job.priority,
             job.attempt,
@@ -188,7 +219,7 @@ fn print_stats(stats: &JobStats) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

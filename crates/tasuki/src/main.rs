@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod jobs_cmd;
 mod logging;
+mod queues_cmd;
 mod serve_cmd;
 mod worker_cmd;
 
@@ -58,5 +59,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Jobs(command)) => jobs_cmd::run(&cli.global, command).await,
+        Some(Command::Queues(command)) => queues_cmd::run(&cli.global, command).await,
     }
 }

@@ -17,7 +17,7 @@ pub(crate) async fn run(
     args: &ServeArgs,
     workers: Option<&WorkerArgs>,
 ) -> anyhow::Result<()> {
-    let pool_size = config::default_pool_size(true, workers.map(|w| w.concurrency));
+    let pool_size = config::default_pool_size(true, workers.map(WorkerArgs::slots));
     let database = config::database(global, pool_size)?;
     workers.map(worker_cmd::check).transpose()?;
     let stores = config::open(&database).await?;

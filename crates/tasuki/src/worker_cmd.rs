@@ -13,10 +13,7 @@ use crate::cli::{GlobalArgs, WorkerArgs};
 use crate::config;
 
 pub(crate) async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> {
-    let database = config::database(
-        global,
-        config::default_pool_size(false, Some(args.concurrency)),
-    )?;
+    let database = config::database(global, config::default_pool_size(false, Some(args.slots())))?;
     check(args)?;
     let stores = config::open(&database).await?;
     let registry = stores.registry();
@@ -59,6 +56,9 @@ pub(crate) fn build(
 ) -> Worker {
     let mut config = WorkerConfig::new(worker_id());
     config.concurrency = usize::from(args.concurrency);
+    if let Some(queues) = &args.queues {
+        config.queues.clone_from(&queues.0);
+    }
     config.lease = args.lease_timeout;
     config.shutdown_timeout = global.shutdown_timeout;
     config.job_timeout = args.job_timeout;

@@ -101,6 +101,7 @@ async fn get_list_stats_retry_and_cancel(engine: Engine) {
         .store
         .job_claim(ClaimParams {
             owner: "t",
+            queue: None,
             limit: 1,
             now,
             lease_expires_at: now.saturating_add(std::time::Duration::from_secs(30)),

@@ -5,4 +5,5 @@ mod helpers;
 mod jobs;
 mod modes;
 mod ops;
+mod queues;
 mod users;

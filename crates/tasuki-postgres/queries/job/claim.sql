@@ -1,8 +1,12 @@
--- Due jobs, best first. SKIP LOCKED lets concurrent claimers on any host take
--- disjoint rows without waiting on each other.
+-- Due jobs, best first, from every queue but those paused or limited (a
+-- limited queue's jobs are claimed by claim_limited.sql, in a transaction
+-- that holds its settings' row). SKIP LOCKED lets concurrent claimers on any
+-- host take disjoint rows without waiting on each other.
 WITH next AS (
     SELECT id FROM job_queue
     WHERE status IN ('pending', 'retry_pending') AND scheduled_at <= $3
+        AND queue NOT IN (SELECT name FROM queues
+                          WHERE paused OR concurrency IS NOT NULL OR rate_limit IS NOT NULL)
     ORDER BY priority DESC, scheduled_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -15,4 +19,4 @@ WHERE j.id = next.id
 RETURNING j.id AS "id!", j.job_type AS "job_type!", j.payload::text AS "payload!", j.status AS "status!",
     j.priority AS "priority!", j.max_retries AS "max_retries!", j.retry_count AS "retry_count!",
     j.attempt AS "attempt!", j.error_message, j.errors::text AS "errors!", j.result::text AS "result?", j.lease_owner,
-    j.lease_expires_at, j.scheduled_at AS "scheduled_at!", j.started_at, j.completed_at, j.created_at AS "created_at!"
+    j.lease_expires_at, j.scheduled_at AS "scheduled_at!", j.started_at, j.completed_at, j.created_at AS "created_at!", j.queue AS "queue!", j.unique_key

@@ -1,6 +1,10 @@
-INSERT INTO job_queue (job_type, payload, priority, max_retries, scheduled_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- A unique job whose key is held inserts nothing; unique_holder.sql finds
+-- the holder.
+INSERT INTO job_queue (job_type, payload, queue, priority, max_retries, unique_key, unique_states,
+    scheduled_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT DO NOTHING
 RETURNING id AS "id!", job_type AS "job_type!", payload::text AS "payload!", status AS "status!",
     priority AS "priority!", max_retries AS "max_retries!", retry_count AS "retry_count!",
     attempt AS "attempt!", error_message, errors::text AS "errors!", result::text AS "result?", lease_owner,
-    lease_expires_at, scheduled_at AS "scheduled_at!", started_at, completed_at, created_at AS "created_at!"
+    lease_expires_at, scheduled_at AS "scheduled_at!", started_at, completed_at, created_at AS "created_at!", queue AS "queue!", unique_key

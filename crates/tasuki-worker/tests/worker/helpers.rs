@@ -76,6 +76,7 @@ impl Env {
             .job_insert(NewJob::new(job_type, payload, self.clock.now()))
             .await
             .unwrap()
+            .job
             .id
     }
 

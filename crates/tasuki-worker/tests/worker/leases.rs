@@ -80,6 +80,7 @@ async fn maintenance_passes_to_another_worker_when_the_leader_stops_renewing(eng
         .store
         .job_claim(tasuki_core::ClaimParams {
             owner: "dead",
+            queue: None,
             limit: 1,
             now: env.clock.now(),
             lease_expires_at: env.clock.now().saturating_add(lease),

@@ -3,5 +3,6 @@
 
 mod helpers;
 mod leases;
+mod queues;
 mod run_loop;
 mod steps;

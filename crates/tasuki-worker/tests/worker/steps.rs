@@ -21,6 +21,7 @@ async fn drain_runs_every_due_job_and_stores_results(engine: Engine) {
         )
         .await
         .unwrap()
+        .job
         .id;
     assert_eq!(env.worker().drain().await.unwrap(), 10);
     for (n, id) in ids.into_iter().enumerate() {
@@ -97,6 +98,7 @@ async fn retry_after_uses_the_handlers_delay_and_budget_ends_in_failed(engine: E
         .job_insert(NewJob::new("flaky", json!({"fail": 5, "after_ms": 7_000}), T0).max_retries(1))
         .await
         .unwrap()
+        .job
         .id;
     let worker = env.worker();
     worker.run_once().await.unwrap();
@@ -164,6 +166,7 @@ async fn maintenance_rescues_lost_leases_and_deletes_old_jobs(engine: Engine) {
         .store
         .job_claim(ClaimParams {
             owner: "a-worker-that-died",
+            queue: None,
             limit: 1,
             now: T0,
             lease_expires_at: T0.saturating_add(Duration::from_secs(30)),

@@ -5,5 +5,6 @@ mod crash;
 mod helpers;
 mod multiprocess;
 mod multiprocess_postgres;
+mod queues;
 mod serve;
 mod shutdown;

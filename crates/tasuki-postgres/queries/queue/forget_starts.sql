@@ -1,0 +1,1 @@
+DELETE FROM queue_starts WHERE queue = $1 AND started_at <= $2

@@ -1,0 +1,162 @@
+//! Named queues and unique jobs across processes: 8 processes enqueue one
+//! unique key at once; 3 workers share a queue limited to 2 jobs at once;
+//! the queue commands.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{Db, Worker, output, wait_all};
+
+const ENQUEUERS: usize = 8;
+
+/// Every enqueuer, racing, is told the one job's id; one of them added it.
+async fn one_unique_job_from_eight_processes(db: Db) {
+    db.run(&["migrate"]);
+    let enqueuers: Vec<std::process::Child> = (0..ENQUEUERS)
+        .map(|_| {
+            db.command()
+                .args([
+                    "jobs",
+                    "enqueue",
+                    "probe",
+                    "{}",
+                    "--unique-key",
+                    "nightly",
+                    "--json",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let answers: Vec<Value> = enqueuers
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    let ids: BTreeSet<i64> = answers.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    let added = answers.iter().filter(|a| a["duplicate"] == false).count();
+    assert_eq!(added, 1, "{answers:?}");
+    let pool = db.any_pool().await;
+    assert_eq!(pool.count("SELECT count(*) FROM job_queue").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_one_unique_job_from_eight_processes() {
+    one_unique_job_from_eight_processes(Db::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_unique_job_from_eight_processes() {
+    if let Some(db) = Db::postgres().await {
+        one_unique_job_from_eight_processes(db).await;
+    }
+}
+
+const LIMITED_JOBS: usize = 24;
+
+/// Three workers, each with four slots for the queue, never run more than
+/// two of its jobs at once (read from the probes' own start and end times,
+/// which lie inside each attempt's claim), and run them all.
+async fn a_concurrency_limit_holds_across_worker_processes(db: Db) {
+    db.run(&["queues", "limit", "limited", "--concurrency", "2"]);
+    db.run(&[
+        "jobs",
+        "enqueue",
+        "probe",
+        r#"{"sleep_ms": 100}"#,
+        "--queue",
+        "limited",
+        "--count",
+        &LIMITED_JOBS.to_string(),
+    ]);
+    let env = [("QUEUES", "limited:4"), ("DATABASE_POOL_SIZE", "6")];
+    let workers: Vec<Worker> = (0..3)
+        .map(|_| Worker::spawn(&db, &env, &["--until-empty"]))
+        .collect();
+    for status in wait_all(workers, Duration::from_secs(120)) {
+        assert_eq!(status.code(), Some(0));
+    }
+    let pool = db.any_pool().await;
+    let done = "SELECT count(*) FROM job_queue WHERE status = 'completed' AND queue = 'limited'";
+    assert_eq!(pool.count(done).await, LIMITED_JOBS as i64);
+    // At each run's start, the runs under way (itself included).
+    let most = pool
+        .count(
+            "SELECT CAST(max(n) AS BIGINT) FROM (SELECT (SELECT count(*) FROM probe_runs AS o \
+             WHERE o.started_at <= r.started_at AND o.ended_at > r.started_at) AS n \
+             FROM probe_runs AS r) AS at_start",
+        )
+        .await;
+    assert!((1..=2).contains(&most), "{most} runs at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_concurrency_limit_holds_across_worker_processes() {
+    a_concurrency_limit_holds_across_worker_processes(Db::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_concurrency_limit_holds_across_worker_processes() {
+    if let Some(db) = Db::postgres().await {
+        a_concurrency_limit_holds_across_worker_processes(db).await;
+    }
+}
+
+#[test]
+fn queue_commands_pause_resume_limit_and_list() {
+    let db = Db::new();
+    db.run(&["jobs", "enqueue", "send_email", r#"{"outbox_id": 1}"#]);
+    let paused = db.json(&["queues", "pause", "email", "--json"]);
+    assert_eq!(
+        (paused["paused"].as_bool(), paused["waiting"].as_i64()),
+        (Some(true), Some(1))
+    );
+    let limited = db.json(&["queues", "limit", "email", "--rate", "10/1s", "--json"]);
+    assert_eq!(
+        limited["rate_limit"],
+        serde_json::json!({"limit": 10, "period_ms": 1000})
+    );
+    assert_eq!(limited["paused"], true, "a limit keeps the pause");
+    db.run(&["queues", "resume", "email"]);
+    let list = db.json(&["queues", "list", "--json"]);
+    assert_eq!(list[0]["name"], "email");
+    assert_eq!(list[0]["paused"], false);
+    let table = db.run(&["queues", "list"]);
+    assert!(
+        table.contains("email") && table.contains("10/1s"),
+        "{table}"
+    );
+}
+
+#[test]
+fn bad_queue_settings_are_refused_with_a_message() {
+    let db = Db::new();
+    for (args, message) in [
+        (&["queues", "pause", "no spaces"][..], "is not a queue name"),
+        (&["queues", "limit", "q", "--rate", "10"][..], "N/PERIOD"),
+        (&["queues", "limit", "q"][..], "say what to limit"),
+        (&["worker", "--queues", "default"][..], "QUEUE:SLOTS"),
+        (&["worker", "--queues", "a:1,a:2"][..], "named twice"),
+        (
+            &["jobs", "enqueue", "probe", "--unique-states", "completed"][..],
+            "--unique-key",
+        ),
+    ] {
+        let out = output(db.command().args(args));
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
