@@ -10,6 +10,7 @@ mod engines;
 mod lifecycle;
 mod manage;
 mod queues;
+mod schedules;
 mod writes;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use engines::{Backend, Engine, TestDb, fresh, postgres_available};
 pub use lifecycle::*;
 pub use manage::*;
 pub use queues::*;
+pub use schedules::*;
 pub use writes::*;
 
 /// Expands to one `#[tokio::test]` per check, each on a fresh database of `$engine`.
@@ -59,7 +61,11 @@ macro_rules! conformance_tests {
             writes_of_a_lost_lease_do_not_commit,
             failing_writes_roll_back_alone,
             a_concurrency_limit_holds_across_processes,
-            a_rate_limit_holds_in_every_window
+            a_rate_limit_holds_in_every_window,
+            schedule_slots_fire_once_across_processes,
+            schedule_missed_slot_policies,
+            schedule_pause_and_resume,
+            schedule_sync_updates_and_deletes
         );
     };
     (@each $engine:expr; $($check:ident),* $(,)?) => {

@@ -1,6 +1,6 @@
 //! The heart of tasuki with no I/O: the job model, the store traits that every
-//! backend implements, a job's writes, the retry policy, the clock, and what
-//! a JSON Schema says of a payload or a request.
+//! backend implements, a job's writes, the retry policy, the clock, periodic
+//! schedules, and what a JSON Schema says of a payload or a request.
 //!
 //! Nothing here knows of sqlx, axum or tokio; backends and runtimes depend on
 //! this crate, never the other way round.
@@ -9,6 +9,8 @@ mod clock;
 mod job;
 mod queue;
 mod retry;
+mod schedule;
+mod schedule_store;
 mod schema;
 mod store;
 mod writes;
@@ -21,6 +23,11 @@ pub use job::{
 };
 pub use queue::{QueueChange, QueueInfo, QueueSettings, QueueStore, RateLimit};
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};
+pub use schedule::{
+    DEFAULT_MAX_CATCH_UP, DefinitionError, Fire, MAX_CATCH_UP, Missed, SKIP_GRACE, Schedule,
+    ScheduleSpec, StoredSchedule,
+};
+pub use schedule_store::{FiredSlots, ScheduleQuery, ScheduleStore, fire_due};
 pub use schema::{Violation, canonical_integers, child_pointer, violations};
 pub use store::{
     ClaimParams, Completed, Completion, Enqueued, Failure, Inserted, JobFilter, JobStore,

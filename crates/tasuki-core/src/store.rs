@@ -2,7 +2,7 @@
 //!
 //! Methods are named resource first, then verb, and take "now" as a parameter:
 //! no backend reads the clock inside SQL. [`JobStore`] is the queue;
-//! [`Store`] adds a health check, and is held as `Arc<dyn Store>`. An
+//! [`Store`] adds the schedules ([`ScheduleStore`]) and a health check, and is held as `Arc<dyn Store>`. An
 //! application's own tables are its own: it reaches them through the
 //! engine's store (`tasuki_sqlite`, `tasuki_postgres`), and commits a job's
 //! writes with its completion through [`crate::Writes`].
@@ -12,7 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::{Job, JobId, JobStats, JobStatus, NewJob, QueueStore, Timestamp, Writes};
+use crate::{
+    Job, JobId, JobStats, JobStatus, NewJob, QueueStore, ScheduleStore, Timestamp, Writes,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -242,10 +244,10 @@ pub struct Migrations {
     pub list: &'static [(i64, &'static str, &'static str)],
 }
 
-/// A whole backend: the queue, its queues' settings, and a way to check
-/// that it answers.
+/// A whole backend: the queue, its queues' settings, its schedules, and a
+/// way to check that it answers.
 #[async_trait]
-pub trait Store: JobStore + QueueStore {
+pub trait Store: JobStore + QueueStore + ScheduleStore {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }

@@ -19,6 +19,7 @@ mod listen;
 mod migrate;
 mod queues;
 mod rows;
+mod schedules;
 mod tx;
 
 use std::sync::Arc;

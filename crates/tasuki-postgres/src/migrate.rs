@@ -19,6 +19,11 @@ pub(crate) const QUEUE: Migrations = Migrations {
     list: &[
         (1, "init", include_str!("../migrations/0001_init.sql")),
         (2, "queues", include_str!("../migrations/0002_queues.sql")),
+        (
+            3,
+            "schedules",
+            include_str!("../migrations/0003_schedules.sql"),
+        ),
     ],
 };
 

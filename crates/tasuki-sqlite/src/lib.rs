@@ -12,6 +12,7 @@ mod queries;
 mod queues;
 mod read;
 mod rows;
+mod schedules;
 mod tx;
 mod watch;
 mod writer;

@@ -23,6 +23,11 @@ pub(crate) const QUEUE: Migrations = Migrations {
             include_str!("../migrations/0002_retention.sql"),
         ),
         (3, "queues", include_str!("../migrations/0003_queues.sql")),
+        (
+            4,
+            "schedules",
+            include_str!("../migrations/0004_schedules.sql"),
+        ),
     ],
 };
 

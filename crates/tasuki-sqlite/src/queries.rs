@@ -11,6 +11,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::rows::JOB;
+use crate::schedules::SCHEDULE;
 
 /// A statement in a `.sql` file, and the columns the code reads from it, in
 /// order; none for a statement that returns none.
@@ -116,6 +117,14 @@ crate::queries! {
         &["name", "paused", "concurrency", "rate_limit", "rate_period", "waiting", "running"];
     LEADER_ACQUIRE = "leader/acquire.sql" => &["owner"];
     LEADER_RELEASE = "leader/release.sql" => &[];
+    SCHEDULE_UPSERT = "schedule/upsert.sql" => &[];
+    SCHEDULE_DELETE_OTHERS = "schedule/delete_others.sql" => &[];
+    SCHEDULE_LIST = "schedule/list.sql" => SCHEDULE;
+    SCHEDULE_RECENT_JOBS = "schedule/recent_jobs.sql" => &["schedule", "job_id"];
+    SCHEDULE_ADVANCE = "schedule/advance.sql" => &["name"];
+    SCHEDULE_LINK = "schedule/link.sql" => &[];
+    SCHEDULE_PAUSE = "schedule/pause.sql" => &["name"];
+    SCHEDULE_RESUME = "schedule/resume.sql" => &["name"];
 }
 
 #[cfg(test)]

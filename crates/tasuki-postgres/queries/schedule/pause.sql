@@ -1,0 +1,3 @@
+UPDATE schedules SET paused = true
+WHERE name = $1
+RETURNING name

@@ -1,0 +1,4 @@
+SELECT name, definition, revision, cursor, last_slot, paused
+FROM schedules
+WHERE ?1 IS NULL OR name = ?1
+ORDER BY name

@@ -1,0 +1,3 @@
+UPDATE schedules SET paused = 1
+WHERE name = ?1
+RETURNING name
