@@ -1,12 +1,13 @@
 //! The worker runtime: job handlers and their registry, payload schemas, and
 //! the [`Worker`] that claims jobs in batches, runs them under leases, retries
-//! failures with backoff and shuts down gracefully.
+//! failures with backoff, fires schedules and shuts down gracefully.
 
 mod config;
 mod handler;
 mod maintenance;
 mod registry;
 mod run;
+mod scheduler;
 mod shared;
 mod worker;
 

@@ -1,12 +1,12 @@
 //! The worker: claims due jobs in batches sized to its free slots, runs them
 //! concurrently under leases kept alive by heartbeats, writes their outcomes
-//! in batches, and stops gracefully.
+//! in batches, fires schedules, and stops gracefully.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tasuki_core::{ClaimParams, Clock, Job, JobId, Release, Store, StoreError};
+use tasuki_core::{ClaimParams, Clock, FiredSlots, Job, JobId, Release, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,12 @@ impl Worker {
         crate::maintenance::round(&self.shared, ttl, &CancellationToken::new()).await
     }
 
+    /// One pass of the scheduler, for tests and tools: fires every slot of
+    /// every schedule that is due now.
+    pub async fn schedule_once(&self) -> Result<FiredSlots, WorkerError> {
+        Ok(crate::scheduler::round(&self.shared).await?)
+    }
+
     /// One heartbeat, for tests and tools: renews the leases this worker
     /// still holds; returns how many it renewed.
     pub async fn heartbeat_once(&self) -> Result<u64, WorkerError> {
@@ -121,6 +127,7 @@ impl Worker {
         let recorder = tokio::spawn(record_loop(shared.clone(), outcomes_rx));
         let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), background.clone()));
         let maintenance = tokio::spawn(crate::maintenance::run(shared.clone(), background.clone()));
+        let scheduler = tokio::spawn(crate::scheduler::run(shared.clone(), background.clone()));
 
         let mut running: JoinSet<()> = JoinSet::new();
         // Each task's pool and attempt, by task: a task that panics or is
@@ -214,7 +221,7 @@ impl Worker {
         // Heartbeats stop before the hand-back: if it fails, the leases
         // expire and the jobs are rescued.
         background.cancel();
-        let _ = tokio::join!(heartbeat, maintenance);
+        let _ = tokio::join!(heartbeat, maintenance, scheduler);
         let releases: Vec<Release> = in_flight
             .into_values()
             .map(|(_, (id, attempt))| Release { id, attempt })

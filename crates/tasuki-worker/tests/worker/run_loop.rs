@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tasuki_core::{Clock, JobStatus, SystemClock};
+use tasuki_conformance::schedule;
+use tasuki_core::{Clock, JobStatus, Missed, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Env, T0, next_started};
@@ -146,7 +147,32 @@ async fn heartbeats_keep_a_running_job_leased(engine: Engine) {
     );
 }
 
+/// The scheduler sleeps until the next slot, not until its idle wait (an
+/// hour here): an every-second schedule's job starts within the deadline.
+async fn the_scheduler_fires_each_slot_when_it_comes(engine: Engine) {
+    let mut env = Env::new(engine).await;
+    let every_second = schedule("signals", "* * * * * *", Missed::Coalesce, None);
+    env.store
+        .schedule_sync(&[every_second], SystemClock.now())
+        .await
+        .unwrap();
+    let mut config = env.config();
+    config.idle_wait = Duration::from_secs(3600);
+    let worker = env.worker_with(config, Arc::new(SystemClock));
+    let running = Running::start(&worker);
+    let first = next_started(&mut env).await;
+    let second = next_started(&mut env).await;
+    running.stop().await;
+    let (first, second) = (env.job(first).await, env.job(second).await);
+    assert_eq!(
+        second.scheduled_at.since(first.scheduled_at),
+        Duration::from_secs(1),
+        "consecutive slots"
+    );
+}
+
 tasuki_conformance::engine_tests!(
+    the_scheduler_fires_each_slot_when_it_comes,
     an_idle_worker_wakes_on_enqueue_and_shuts_down_cleanly,
     shutdown_hands_back_unfinished_jobs_without_spending_a_retry,
     heartbeats_keep_a_running_job_leased,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use std::sync::Arc;
 
-use tasuki_core::{ClaimParams, Clock, JobStatus, NewJob, StoreError};
+use tasuki_core::{ClaimParams, Clock, JobStatus, Missed, NewJob, StoreError};
 
 use crate::helpers::{Env, T0};
 use tasuki_conformance::Engine;
@@ -261,7 +261,29 @@ async fn writes_commit_with_the_completion_or_fail_the_attempt(engine: Engine) {
     );
 }
 
+/// A step of the scheduler fires what is due on the pinned clock, and the
+/// worker runs the jobs; a second step finds nothing more to fire.
+async fn schedule_once_fires_due_slots_for_the_worker_to_run(engine: Engine) {
+    let env = Env::new(engine).await;
+    let echo = tasuki_conformance::schedule("echo", "*/10 * * * * *", Missed::CatchUp, None);
+    env.store.schedule_sync(&[echo], T0).await.unwrap();
+    let worker = env.worker();
+    env.clock.advance(Duration::from_secs(35));
+    let fired = worker.schedule_once().await.unwrap();
+    assert_eq!(fired.jobs.len(), 1);
+    assert_eq!(fired.jobs[0].1.len(), 3, "slots 10, 20 and 30 s");
+    assert_eq!(fired.next, Some(T0.saturating_add(Duration::from_secs(40))));
+    assert!(worker.schedule_once().await.unwrap().jobs.is_empty());
+    assert_eq!(worker.drain().await.unwrap(), 3);
+    for id in &fired.jobs[0].1 {
+        let job = env.job(*id).await;
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.result, Some(json!({"from": "echo"})));
+    }
+}
+
 tasuki_conformance::engine_tests!(
+    schedule_once_fires_due_slots_for_the_worker_to_run,
     writes_commit_with_the_completion_or_fail_the_attempt,
     maintenance_rescues_lost_leases_and_deletes_old_jobs,
     drain_runs_every_due_job_and_stores_results,
