@@ -1,5 +1,5 @@
-//! The HTTP API: axum routes whose requests are validated at run time
-//! against `openapi.yaml`, errors as RFC 9457 problems, health and
+//! The HTTP API: axum routes (jobs, schedules, operations) whose requests are
+//! validated at run time against `openapi.yaml`, errors as RFC 9457 problems, health and
 //! Prometheus metrics.
 //!
 //! `router(state)` builds the app for in-process use; [`Application`] binds
@@ -11,6 +11,7 @@ mod middleware;
 mod ops;
 mod problem;
 mod queues;
+mod schedules;
 mod strict_json;
 mod validate;
 
@@ -168,6 +169,9 @@ fn handler(operation_id: &str) -> Option<MethodRouter<AppState>> {
         "pauseQueue" => post(queues::pause),
         "resumeQueue" => post(queues::resume),
         "updateQueue" => axum::routing::patch(queues::update),
+        "listSchedules" => get(schedules::list),
+        "pauseSchedule" => post(schedules::pause),
+        "resumeSchedule" => post(schedules::resume),
         "health" => get(ops::health),
         "metrics" => get(ops::metrics),
         "openapi" => get(ops::openapi),
@@ -229,6 +233,9 @@ mod tests {
         "pauseQueue",
         "resumeQueue",
         "updateQueue",
+        "listSchedules",
+        "pauseSchedule",
+        "resumeSchedule",
         "health",
         "metrics",
         "openapi",

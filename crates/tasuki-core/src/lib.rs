@@ -25,7 +25,7 @@ pub use queue::{QueueChange, QueueInfo, QueueSettings, QueueStore, RateLimit};
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};
 pub use schedule::{
     DEFAULT_MAX_CATCH_UP, DefinitionError, Fire, MAX_CATCH_UP, Missed, SKIP_GRACE, Schedule,
-    ScheduleSpec, StoredSchedule,
+    ScheduleSpec, ScheduleView, StoredSchedule,
 };
 pub use schedule_store::{FiredSlots, ScheduleQuery, ScheduleStore, fire_due};
 pub use schema::{Violation, canonical_integers, child_pointer, violations};

@@ -256,6 +256,46 @@ impl StoredSchedule {
         }
         self.schedule.next_slot(self.cursor.max(now))
     }
+
+    /// What the API and the CLI show of it at `now`.
+    pub fn view(&self, now: Timestamp) -> ScheduleView {
+        let spec = &self.schedule.spec;
+        ScheduleView {
+            name: self.schedule.name.clone(),
+            cron: spec.cron.clone(),
+            timezone: spec.timezone.clone(),
+            job_type: spec.job_type.clone(),
+            payload: spec.payload.clone(),
+            queue: spec.queue.clone(),
+            missed: spec.missed,
+            max_catch_up: (spec.missed == Missed::CatchUp)
+                .then(|| spec.max_catch_up.unwrap_or(DEFAULT_MAX_CATCH_UP)),
+            paused: self.paused,
+            last_slot: self.last_slot,
+            next_run: self.next_run(now),
+            recent_jobs: self.recent_jobs.clone(),
+        }
+    }
+}
+
+/// A schedule as the API answers and the CLI prints it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScheduleView {
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub job_type: String,
+    pub payload: Value,
+    pub queue: Option<String>,
+    pub missed: Missed,
+    /// For `catch_up`: the most missed slots it fires.
+    pub max_catch_up: Option<u32>,
+    pub paused: bool,
+    /// The newest slot that enqueued a job.
+    pub last_slot: Option<Timestamp>,
+    pub next_run: Option<Timestamp>,
+    /// The jobs of the newest slots, newest first.
+    pub recent_jobs: Vec<JobId>,
 }
 
 #[cfg(test)]

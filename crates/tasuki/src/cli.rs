@@ -46,6 +46,13 @@ pub(crate) struct GlobalArgs {
     /// How long in-flight requests and jobs may take to finish after SIGTERM or SIGINT.
     #[arg(long, global = true, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub(crate) shutdown_timeout: Duration,
+    /// A TOML file of periodic jobs; `run`, `serve`, `worker` and `migrate`
+    /// make the database's schedules exactly these at start.
+    #[arg(long, global = true, env = "SCHEDULES_FILE")]
+    pub(crate) schedules_file: Option<std::path::PathBuf>,
+    /// For tests only: the process's clock stands still at this RFC 3339 time.
+    #[arg(long, global = true, env = "TASUKI_TEST_NOW", hide = true)]
+    pub(crate) test_now: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -71,6 +78,9 @@ pub(crate) enum Command {
     /// Lists queues; pauses, resumes and limits them across every process.
     #[command(subcommand)]
     Queues(QueuesCommand),
+    /// Lists, pauses and resumes periodic jobs (declared in SCHEDULES_FILE).
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
 }
 
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
@@ -372,4 +382,22 @@ pub(crate) struct JsonArg {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SchedulesCommand {
+    /// Lists schedules with their last slot, next run and newest jobs.
+    List(JsonArg),
+    /// Stops a schedule from firing until it is resumed.
+    Pause(NameArgs),
+    /// Fires a paused schedule again from now on; the slots it slept through stay unfired.
+    Resume(NameArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct NameArgs {
+    /// The schedule's name, as SCHEDULES_FILE declares it.
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
 }

@@ -1,10 +1,11 @@
-//! From settings to a store.
+//! From settings to a store, a clock and the schedules to sync.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use tasuki_app::{AppStore, PgApp, SqliteApp};
-use tasuki_core::Store;
+use tasuki_core::{Clock, ManualClock, Schedule, ScheduleSpec, Store, SystemClock, Timestamp};
 use tasuki_postgres::{PgConfig, PgStore};
 use tasuki_sqlite::{SqliteConfig, SqliteStore};
 use tasuki_worker::Registry;
@@ -106,4 +107,148 @@ pub(crate) async fn open(database: &Database) -> anyhow::Result<Stores> {
         }
     };
     Ok(stores)
+}
+
+/// The process's clock: the wall clock, or, for tests, one that stands still
+/// at `TASUKI_TEST_NOW`, so that processes agree on which slots are due.
+pub(crate) fn clock(global: &GlobalArgs) -> anyhow::Result<Arc<dyn Clock>> {
+    let Some(text) = &global.test_now else {
+        return Ok(Arc::new(SystemClock));
+    };
+    let at = Timestamp::parse_rfc3339(text)
+        .with_context(|| format!("TASUKI_TEST_NOW `{text}` is not an RFC 3339 time"))?;
+    Ok(Arc::new(ManualClock::new(at)))
+}
+
+/// The schedules of `SCHEDULES_FILE`, each checked (name, cron expression,
+/// time zone, job type, payload against its type's schema) before the
+/// database is opened; `None` when it is unset.
+pub(crate) fn schedules(global: &GlobalArgs) -> anyhow::Result<Option<Vec<Schedule>>> {
+    let Some(path) = &global.schedules_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read SCHEDULES_FILE {}", path.display()))?;
+    let schedules = parse_schedules(&text, &tasuki_app::schemas())
+        .with_context(|| format!("SCHEDULES_FILE {}", path.display()))?;
+    Ok(Some(schedules))
+}
+
+/// A schedules file: a `[schedules.NAME]` table per schedule.
+fn parse_schedules(text: &str, registry: &Registry) -> anyhow::Result<Vec<Schedule>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        schedules: BTreeMap<String, ScheduleSpec>,
+    }
+    let file: File = toml::from_str(text)?;
+    file.schedules
+        .into_iter()
+        .map(|(name, mut spec)| {
+            let context = || format!("schedule `{name}`");
+            spec.payload = registry
+                .prepare(&spec.job_type, spec.payload)
+                .with_context(context)?;
+            Schedule::new(name.clone(), spec).with_context(context)
+        })
+        .collect()
+}
+
+/// Makes the database's schedules those of `SCHEDULES_FILE`, when it is set.
+pub(crate) async fn sync_schedules(
+    store: &dyn Store,
+    schedules: Option<Vec<Schedule>>,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    let Some(schedules) = schedules else {
+        return Ok(());
+    };
+    store
+        .schedule_sync(&schedules, clock.now())
+        .await
+        .context("cannot sync the schedules")?;
+    let names: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+    tracing::info!(schedules = ?names, "schedules synced");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_schedules;
+
+    fn error(text: &str) -> String {
+        format!(
+            "{:#}",
+            parse_schedules(text, &tasuki_app::schemas()).unwrap_err()
+        )
+    }
+
+    #[test]
+    fn a_schedules_file_is_read_and_checked_whole() {
+        let text = r#"
+            [schedules.nightly]
+            cron = "0 3 * * *"
+            timezone = "Europe/Paris"
+            job_type = "probe"
+            payload = { sleep_ms = 10.0 }
+            missed = "catch_up"
+            max_catch_up = 7
+        "#;
+        let schedules = parse_schedules(text, &tasuki_app::schemas()).unwrap();
+        assert_eq!(schedules[0].name, "nightly");
+        assert_eq!(
+            schedules[0].spec.payload,
+            serde_json::json!({"sleep_ms": 10})
+        );
+        assert!(
+            parse_schedules("", &tasuki_app::schemas())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_schedules_are_refused_with_what_is_wrong() {
+        let one = |fields: &str| error(&format!("[schedules.s]\n{fields}"));
+        assert!(one(r#"cron = "0 25 * * *""#).contains("missing field `job_type`"));
+        let cases = [
+            (
+                r#"cron = "0 25 * * *"
+job_type = "probe""#,
+                "`0 25 * * *` is not a cron expression",
+            ),
+            (
+                r#"cron = "@daily"
+job_type = "probe"
+timezone = "Europe/Pariss""#,
+                "unknown time zone `Europe/Pariss`",
+            ),
+            (
+                r#"cron = "@daily"
+job_type = "nope""#,
+                "unknown job type `nope`",
+            ),
+            (
+                r#"cron = "@daily"
+job_type = "probe"
+payload = { sleep_ms = -1 }"#,
+                "/sleep_ms",
+            ),
+            (
+                r#"cron = "@daily"
+job_type = "probe"
+mised = "skip""#,
+                "unknown field `mised`",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let error = one(fields);
+            assert!(error.contains(expected), "{error}");
+            assert!(
+                error.contains("schedule `s`") || error.contains("unknown field"),
+                "{error}"
+            );
+        }
+    }
 }

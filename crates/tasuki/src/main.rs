@@ -6,6 +6,7 @@ mod config;
 mod jobs_cmd;
 mod logging;
 mod queues_cmd;
+mod schedules_cmd;
 mod serve_cmd;
 mod worker_cmd;
 
@@ -54,11 +55,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Worker(args)) => worker_cmd::run(&cli.global, &args).await,
         Some(Command::Migrate) => {
             let database = config::database(&cli.global, 1)?;
-            config::open(&database).await?;
+            let schedules = config::schedules(&cli.global)?;
+            let clock = config::clock(&cli.global)?;
+            let stores = config::open(&database).await?;
+            config::sync_schedules(&*stores.queue, schedules, &*clock).await?;
             println!("database {} is migrated", database.describe());
             Ok(())
         }
         Some(Command::Jobs(command)) => jobs_cmd::run(&cli.global, command).await,
         Some(Command::Queues(command)) => queues_cmd::run(&cli.global, command).await,
+        Some(Command::Schedules(command)) => schedules_cmd::run(&cli.global, command).await,
     }
 }

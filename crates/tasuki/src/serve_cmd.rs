@@ -3,10 +3,8 @@
 //! requests and jobs, and exit.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tasuki_api::{ApiConfig, AppState, Application};
-use tasuki_core::SystemClock;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, ServeArgs, WorkerArgs};
@@ -20,12 +18,15 @@ pub(crate) async fn run(
     let pool_size = config::default_pool_size(true, workers.map(WorkerArgs::slots));
     let database = config::database(global, pool_size)?;
     workers.map(worker_cmd::check).transpose()?;
+    let schedules = config::schedules(global)?;
+    let clock = config::clock(global)?;
     let stores = config::open(&database).await?;
+    config::sync_schedules(&*stores.queue, schedules, &*clock).await?;
     let registry = stores.registry();
     let store = stores.queue.clone();
-    let worker = workers.map(|w| worker_cmd::build(global, w, store.clone(), registry.clone()));
+    let worker = workers
+        .map(|w| worker_cmd::build(global, w, store.clone(), registry.clone(), clock.clone()));
     let shutdown = CancellationToken::new();
-    let clock = Arc::new(SystemClock);
     let state = AppState {
         store,
         registry,

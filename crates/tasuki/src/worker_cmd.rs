@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tasuki_api::{AppState, Application};
-use tasuki_core::{JobStatus, RetryPolicy, Store, SystemClock};
+use tasuki_core::{Clock, JobStatus, RetryPolicy, Store};
 use tasuki_worker::{Registry, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -15,10 +15,13 @@ use crate::config;
 pub(crate) async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> {
     let database = config::database(global, config::default_pool_size(false, Some(args.slots())))?;
     check(args)?;
+    let schedules = config::schedules(global)?;
+    let clock = config::clock(global)?;
     let stores = config::open(&database).await?;
+    config::sync_schedules(&*stores.queue, schedules, &*clock).await?;
     let registry = stores.registry();
     let store = stores.queue;
-    let worker = build(global, args, store.clone(), registry.clone());
+    let worker = build(global, args, store.clone(), registry.clone(), clock.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     if args.until_empty {
@@ -28,7 +31,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Resul
         let state = AppState {
             store,
             registry,
-            clock: Arc::new(SystemClock),
+            clock,
             shutdown: shutdown.clone(),
         };
         let ops = tasuki_api::ops_router(state);
@@ -53,6 +56,7 @@ pub(crate) fn build(
     args: &WorkerArgs,
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
 ) -> Worker {
     let mut config = WorkerConfig::new(worker_id());
     config.concurrency = usize::from(args.concurrency);
@@ -67,7 +71,7 @@ pub(crate) fn build(
         base: args.retry_base_delay,
         max: args.retry_max_delay,
     };
-    Worker::new(config, store, registry, Arc::new(SystemClock))
+    Worker::new(config, store, registry, clock)
 }
 
 /// Unique among live and dead workers: host, process and a random tag, so a

@@ -6,4 +6,5 @@ mod jobs;
 mod modes;
 mod ops;
 mod queues;
+mod schedules;
 mod users;
