@@ -86,23 +86,35 @@ fn worker_id() -> String {
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
 
-pub(crate) async fn stop_on_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(error = %error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+/// Cancels `shutdown` at SIGTERM or SIGINT. It listens from the call on,
+/// not from the future's first poll: a signal sent as soon as the process
+/// says it started still stops it gracefully.
+pub(crate) fn stop_on_signal(shutdown: CancellationToken) -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &'static str| {
+        let listening = signal(kind);
+        async move {
+            match listening {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                    tracing::info!("{name} received");
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "cannot listen for {name}");
+                    std::future::pending::<()>().await;
+                }
             }
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
+    let terminate = listen(SignalKind::terminate(), "SIGTERM");
+    let interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    async move {
+        tokio::select! {
+            () = interrupt => {}
+            () = terminate => {}
+        }
+        shutdown.cancel();
     }
-    shutdown.cancel();
 }
 
 /// Cancels `shutdown` once no job is pending, running or waiting to retry.

@@ -6,5 +6,6 @@ mod helpers;
 mod multiprocess;
 mod multiprocess_postgres;
 mod queues;
+mod schedules;
 mod serve;
 mod shutdown;
