@@ -172,7 +172,10 @@ pub async fn schedule_pause_and_resume(db: &TestDb) {
 pub async fn schedule_sync_updates_and_deletes(db: &TestDb) {
     let store = &db.store;
     let first = schedule("s", "* * * * *", Missed::Coalesce, None);
-    store.schedule_sync(&[first.clone()], T0).await.unwrap();
+    store
+        .schedule_sync(std::slice::from_ref(&first), T0)
+        .await
+        .unwrap();
     store.schedule_sync(&[first], at(secs(30))).await.unwrap();
     let synced = stored(store, "s").await;
     assert_eq!((synced.revision, synced.cursor), (1, T0));

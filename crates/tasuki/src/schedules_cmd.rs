@@ -7,7 +7,7 @@ use crate::cli::{GlobalArgs, NameArgs, SchedulesCommand};
 use crate::config;
 
 /// How many of each schedule's newest jobs are listed.
-pub(crate) const RECENT_JOBS: u32 = 10;
+const RECENT_JOBS: u32 = 10;
 
 pub(crate) async fn run(global: &GlobalArgs, command: SchedulesCommand) -> anyhow::Result<()> {
     let database = config::database(global, 2)?;
@@ -15,16 +15,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: SchedulesCommand) -> anyho
     let store = config::open(&database).await?.queue;
     match command {
         SchedulesCommand::List(json) => {
-            let query = ScheduleQuery {
-                name: None,
-                recent_jobs: RECENT_JOBS,
-            };
-            let views: Vec<ScheduleView> = store
-                .schedule_list(query)
-                .await?
-                .iter()
-                .map(|s| s.view(now))
-                .collect();
+            let views = views(&*store, None, now).await?;
             if json.json {
                 println!("{}", serde_json::to_string_pretty(&views)?);
             } else {
@@ -50,18 +41,23 @@ fn found(changed: Result<(), StoreError>, name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Prints one schedule, as `list` would.
-async fn show(store: &dyn Store, args: &NameArgs, now: Timestamp) -> anyhow::Result<()> {
+/// Every schedule, or the one named, as seen at `now`.
+async fn views(
+    store: &dyn Store,
+    name: Option<String>,
+    now: Timestamp,
+) -> anyhow::Result<Vec<ScheduleView>> {
     let query = ScheduleQuery {
-        name: Some(args.name.clone()),
+        name,
         recent_jobs: RECENT_JOBS,
     };
-    let views: Vec<ScheduleView> = store
-        .schedule_list(query)
-        .await?
-        .iter()
-        .map(|s| s.view(now))
-        .collect();
+    let schedules = store.schedule_list(query).await?;
+    Ok(schedules.iter().map(|s| s.view(now)).collect())
+}
+
+/// Prints one schedule, as `list` would.
+async fn show(store: &dyn Store, args: &NameArgs, now: Timestamp) -> anyhow::Result<()> {
+    let views = views(store, Some(args.name.clone()), now).await?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&views[0])?);
     } else {

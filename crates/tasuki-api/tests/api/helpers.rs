@@ -41,6 +41,15 @@ pub(crate) async fn spawn_app(engine: Engine, mode: ValidationMode) -> TestApp {
     .await
 }
 
+/// The app with `ADMIN_TOKEN` set to `token`.
+pub(crate) async fn spawn_with_token(engine: Engine, token: &str) -> TestApp {
+    let config = ApiConfig {
+        admin_token: Some(token.into()),
+        ..test_config()
+    };
+    spawn_with(engine, config).await
+}
+
 pub(crate) fn test_config() -> ApiConfig {
     ApiConfig {
         addr: "127.0.0.1:0".parse().unwrap(),

@@ -1,10 +1,10 @@
 //! `/jobs`: enqueue with the payload's schema, inspect, retry, cancel, admin token.
 
 use serde_json::json;
-use tasuki_api::{ApiConfig, ValidationMode};
+use tasuki_api::ValidationMode;
 use tasuki_core::{ClaimParams, Failure, Timestamp};
 
-use crate::helpers::{spawn_app, spawn_with, test_config};
+use crate::helpers::{spawn_app, spawn_with_token};
 use tasuki_conformance::Engine;
 
 async fn enqueue_checks_the_payload_against_its_types_schema(engine: Engine) {
@@ -154,14 +154,7 @@ async fn get_list_stats_retry_and_cancel(engine: Engine) {
 }
 
 async fn admin_token_guards_job_management_only(engine: Engine) {
-    let app = spawn_with(
-        engine,
-        ApiConfig {
-            admin_token: Some("s3cret".into()),
-            ..test_config()
-        },
-    )
-    .await;
+    let app = spawn_with_token(engine, "s3cret").await;
     let body = json!({"job_type": "probe", "payload": {}});
     let reply = app.post_json("/jobs", "/jobs", &body).await;
     assert_eq!(reply.status, 401);

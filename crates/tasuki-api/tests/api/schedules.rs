@@ -3,21 +3,13 @@
 
 use reqwest::Method;
 use serde_json::json;
-use tasuki_api::ApiConfig;
 use tasuki_conformance::{Engine, schedule};
 use tasuki_core::{Clock, Missed, SystemClock, fire_due};
 
-use crate::helpers::{spawn_with, test_config};
+use crate::helpers::spawn_with_token;
 
 async fn list_pause_and_resume_schedules(engine: Engine) {
-    let app = spawn_with(
-        engine,
-        ApiConfig {
-            admin_token: Some("s3cret".into()),
-            ..test_config()
-        },
-    )
-    .await;
+    let app = spawn_with_token(engine, "s3cret").await;
     let start = SystemClock.now();
     let hourly = schedule("hourly", "0 * * * *", Missed::CatchUp, Some(3));
     app.store.schedule_sync(&[hourly], start).await.unwrap();
