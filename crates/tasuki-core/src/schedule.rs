@@ -84,6 +84,8 @@ pub enum DefinitionError {
     MaxCatchUpWithoutCatchUp,
     #[error("max_catch_up must be from 1 to {MAX_CATCH_UP}")]
     MaxCatchUpRange,
+    #[error("the queue `{0}` is not 1 to 100 letters, digits, `-`, `_` or `.`")]
+    Queue(String),
 }
 
 /// A named schedule whose cron expression and time zone are known good.
@@ -100,11 +102,8 @@ impl Schedule {
     /// (Its job type and payload are the registry's to check.)
     pub fn new(name: impl Into<String>, spec: ScheduleSpec) -> Result<Self, DefinitionError> {
         let name = name.into();
-        let valid_name = (1..=100).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !valid_name {
+        // The rule of queue names: it reads the same in a URL and a log.
+        if !crate::is_queue_name(&name) {
             return Err(DefinitionError::Name(name));
         }
         let cron: Cron =
@@ -114,6 +113,9 @@ impl Schedule {
                     cron: spec.cron.clone(),
                     reason: e.to_string(),
                 })?;
+        if let Some(queue) = spec.queue.as_ref().filter(|q| !crate::is_queue_name(q)) {
+            return Err(DefinitionError::Queue(queue.clone()));
+        }
         let tz: Tz = spec
             .timezone
             .parse()
@@ -178,9 +180,15 @@ impl Schedule {
         self.tz.from_utc_datetime(&t.to_datetime().naive_utc())
     }
 
-    /// The jobs a slot enqueues: due at the slot, created now.
+    /// The job a slot enqueues: due at the slot, created now, in the
+    /// schedule's queue.
     fn job(&self, slot: Timestamp, now: Timestamp) -> NewJob {
-        NewJob::new(&self.spec.job_type, self.spec.payload.clone(), now).scheduled_at(slot)
+        let job = NewJob::new(&self.spec.job_type, self.spec.payload.clone(), now);
+        match &self.spec.queue {
+            Some(queue) => job.queue(queue),
+            None => job,
+        }
+        .scheduled_at(slot)
     }
 }
 

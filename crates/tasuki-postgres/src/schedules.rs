@@ -123,7 +123,12 @@ impl ScheduleStore for PgStore {
             .into_iter()
             .map(|(slot, job)| (slot.to_datetime(), job))
             .unzip();
-        let ids = insert_many(&mut tx, jobs).await?;
+        // A schedule's jobs carry no unique key: none is a duplicate.
+        let ids: Vec<JobId> = insert_many(&mut tx, jobs)
+            .await?
+            .iter()
+            .map(|i| i.id)
+            .collect();
         let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
         sqlx::query_file!("queries/schedule/link.sql", fire.name, &slots, &raw)
             .execute(&mut *tx)

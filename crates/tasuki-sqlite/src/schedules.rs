@@ -71,7 +71,8 @@ fn fire(conn: &Connection, fire: &Fire) -> Result<Option<Vec<JobId>>, Error> {
         return Ok(None);
     }
     let jobs: Vec<NewJob> = fire.jobs.iter().map(|(_, job)| job.clone()).collect();
-    let ids = insert_many(conn, &jobs)?;
+    // A schedule's jobs carry no unique key: none is a duplicate.
+    let ids: Vec<JobId> = insert_many(conn, &jobs)?.iter().map(|i| i.id).collect();
     let links: Vec<(i64, i64)> = fire
         .jobs
         .iter()

@@ -150,6 +150,10 @@ fn parse_schedules(text: &str, registry: &Registry) -> anyhow::Result<Vec<Schedu
             spec.payload = registry
                 .prepare(&spec.job_type, spec.payload)
                 .with_context(context)?;
+            // Its jobs go where their type's go unless it says otherwise.
+            if spec.queue.is_none() {
+                spec.queue = registry.queue(&spec.job_type).map(str::to_owned);
+            }
             Schedule::new(name.clone(), spec).with_context(context)
         })
         .collect()
