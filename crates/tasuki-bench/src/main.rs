@@ -19,12 +19,17 @@
 //! `pipeline` drives the release binary alone: the signup jobs (which
 //! write) drained beside jobs that write nothing, then `tasuki run` under
 //! signups offered open loop at fixed rates, to the email sent.
+//!
+//! `queues` measures named queues in one process per engine: a drain over
+//! ten queues against one, a rate limit's observed starts, and unique
+//! enqueues against plain ones.
 
 mod http;
 mod idle;
 mod peers;
 mod pipeline;
 mod queue;
+mod queues;
 mod raw;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +57,8 @@ enum Command {
     Idle(idle::IdleArgs),
     /// The signup pipeline of the release binary: its drain against no-write jobs, then open-loop load end to end.
     Pipeline(pipeline::PipelineArgs),
+    /// Named queues, a rate limit and unique enqueues, on both engines.
+    Queues(queues::QueuesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,5 +74,6 @@ fn main() -> anyhow::Result<()> {
         Command::Peers(args) => runtime.block_on(peers::run(args)),
         Command::Idle(args) => runtime.block_on(idle::run(args)),
         Command::Pipeline(args) => runtime.block_on(pipeline::run(args)),
+        Command::Queues(args) => runtime.block_on(queues::run(args)),
     }
 }

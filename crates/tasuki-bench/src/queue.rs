@@ -138,7 +138,7 @@ impl Target {
 }
 
 /// Opens a database by URL (a path is SQLite).
-async fn open(url: &str, durability: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open(url: &str, durability: &str) -> anyhow::Result<Arc<dyn Store>> {
     if PgConfig::is_postgres_url(url) {
         let mut config = PgConfig::new(url);
         config.max_connections = 8;
@@ -476,14 +476,14 @@ fn peak_rss_kib() -> anyhow::Result<u64> {
 }
 
 /// Job ids and their handlers' start times, in microseconds.
-type Starts = Arc<Mutex<Vec<(i64, i64)>>>;
+pub(crate) type Starts = Arc<Mutex<Vec<(i64, i64)>>>;
 
 /// A job that does nothing but count itself (and note when it started).
-struct Noop {
-    ran: Arc<AtomicUsize>,
-    target: usize,
-    all_ran: CancellationToken,
-    starts: Option<Starts>,
+pub(crate) struct Noop {
+    pub(crate) ran: Arc<AtomicUsize>,
+    pub(crate) target: usize,
+    pub(crate) all_ran: CancellationToken,
+    pub(crate) starts: Option<Starts>,
 }
 
 #[async_trait]

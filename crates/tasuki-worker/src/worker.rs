@@ -147,28 +147,28 @@ impl Worker {
                     () = shutdown.cancelled() => break,
                 }
             }
+            // The pools claim at once: on SQLite their claims share a turn
+            // of the writer, on PostgreSQL their round trips overlap.
+            let claims = pools
+                .iter()
+                .enumerate()
+                .filter(|(_, pool)| pool.free > 0)
+                .map(|(index, pool)| async move {
+                    (index, self.claim(pool.queue.as_deref(), pool.free).await)
+                });
             let mut claimed_any = false;
-            for (index, pool) in pools.iter_mut().enumerate() {
-                if pool.free == 0 {
-                    continue;
-                }
-                let jobs = match self.claim(pool.queue.as_deref(), pool.free).await {
-                    Ok(jobs) => {
-                        store_errors = 0;
-                        jobs
-                    }
+            let mut failed = false;
+            for (index, claimed) in futures_util::future::join_all(claims).await {
+                let jobs = match claimed {
+                    Ok(jobs) => jobs,
                     Err(error) => {
-                        store_errors += 1;
                         tracing::error!(worker_id = %config.id, error = ?error, "cannot claim jobs");
-                        let pause = Duration::from_millis(50 * 2u64.pow(store_errors.min(6)));
-                        tokio::select! {
-                            () = tokio::time::sleep(pause) => continue 'run,
-                            () = shutdown.cancelled() => break 'run,
-                        }
+                        failed = true;
+                        continue;
                     }
                 };
                 claimed_any |= !jobs.is_empty();
-                pool.free -= jobs.len();
+                pools[index].free -= jobs.len();
                 for job in jobs {
                     let attempt = (job.id, job.attempt);
                     let (shared, outcomes) = (shared.clone(), outcomes.clone());
@@ -180,6 +180,15 @@ impl Worker {
                     in_flight.insert(task.id(), (index, attempt));
                 }
             }
+            if failed {
+                store_errors += 1;
+                let pause = Duration::from_millis(50 * 2u64.pow(store_errors.min(6)));
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => continue 'run,
+                    () = shutdown.cancelled() => break 'run,
+                }
+            }
+            store_errors = 0;
             if claimed_any {
                 continue;
             }
