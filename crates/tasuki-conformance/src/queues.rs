@@ -303,19 +303,23 @@ pub async fn a_bulk_enqueue_answers_per_unique_job(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .job;
+    let other = || tasuki_core::NewJob::new("other", serde_json::json!({}), T0);
     let batch = vec![
         noop(T0),
         noop(T0).unique("a", UniqueStates::LIVE),
+        other().unique("a", UniqueStates::LIVE),
         noop(T0).unique("b", UniqueStates::LIVE),
         noop(T0).unique("b", UniqueStates::LIVE),
         noop(T0),
     ];
     let inserted = store.job_insert_many(batch).await.unwrap();
     let dup: Vec<bool> = inserted.iter().map(|i| i.duplicate).collect();
-    assert_eq!(dup, [false, true, false, true, false]);
+    assert_eq!(dup, [false, true, false, false, true, false]);
     assert_eq!(inserted[1].id, held.id);
-    assert_eq!(inserted[3].id, inserted[2].id);
-    assert_eq!(claim(&store, "w", 10, T0).await.len(), 4);
+    assert_eq!(inserted[4].id, inserted[3].id);
+    let ids: HashSet<_> = inserted.iter().map(|i| i.id).collect();
+    assert_eq!(ids.len(), 5, "four new jobs and the holder");
+    assert_eq!(claim(&store, "w", 10, T0).await.len(), 5);
 }
 
 /// Retrying a failed unique job while another live job holds its key is

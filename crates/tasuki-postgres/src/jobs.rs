@@ -1,5 +1,6 @@
 //! The job queue on PostgreSQL.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -76,15 +77,7 @@ pub async fn insert_many(
     new_jobs: Vec<NewJob>,
 ) -> StoreResult<Vec<Inserted>> {
     if new_jobs.iter().any(|j| j.unique.is_some()) {
-        let mut inserted = Vec::with_capacity(new_jobs.len());
-        for job in new_jobs {
-            let enqueued = insert(conn, job).await?;
-            inserted.push(Inserted {
-                id: enqueued.job.id,
-                duplicate: enqueued.duplicate,
-            });
-        }
-        return Ok(inserted);
+        return insert_unique(conn, new_jobs).await;
     }
     Ok(insert_plain(conn, new_jobs)
         .await?
@@ -96,6 +89,144 @@ pub async fn insert_many(
         .collect())
 }
 
+/// Inserts jobs of which some are unique in one statement, then reads the
+/// holders of the keys it found held in one more; answers per job, in order.
+async fn insert_unique(
+    conn: &mut sqlx::PgConnection,
+    new_jobs: Vec<NewJob>,
+) -> StoreResult<Vec<Inserted>> {
+    let n = new_jobs.len();
+    let mut columns = Columns::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    for job in &new_jobs {
+        keys.push(job.unique.as_ref().map(|u| u.key.clone()));
+        states.push(job.unique.as_ref().map(|u| i16::from(u.states.bits())));
+        columns.push(job);
+    }
+    let mut rows = sqlx::query_file!(
+        "queries/job/insert_unique_many.sql",
+        &columns.types,
+        &columns.payloads,
+        &columns.queues,
+        &columns.priorities,
+        &columns.retries,
+        &keys as &[Option<String>],
+        &states as &[Option<i16>],
+        &columns.due,
+        &columns.created
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    // The sequence numbers the rows in the order they were given.
+    rows.sort_unstable_by_key(|row| row.id);
+    let mut rows = rows.into_iter().peekable();
+    let mut answers: Vec<Option<Inserted>> = Vec::with_capacity(n);
+    let mut added: HashMap<(&str, &str), JobId> = HashMap::new();
+    for (job, key) in new_jobs.iter().zip(&keys) {
+        let row = rows.next_if(|row| row.unique_key == *key && row.job_type == job.job_type);
+        answers.push(match (row, key) {
+            (Some(row), None) => Some(Inserted {
+                id: JobId(row.id),
+                duplicate: false,
+            }),
+            (Some(row), Some(key)) => {
+                added.insert((&job.job_type, key), JobId(row.id));
+                Some(Inserted {
+                    id: JobId(row.id),
+                    duplicate: false,
+                })
+            }
+            (None, Some(key)) => added
+                .get(&(job.job_type.as_str(), key.as_str()))
+                .map(|&id| Inserted {
+                    id,
+                    duplicate: true,
+                }),
+            (None, None) => {
+                return Err(StoreError::Database(
+                    "a job with no unique key was not inserted".into(),
+                ));
+            }
+        });
+    }
+    let (held_types, held_keys): (Vec<String>, Vec<String>) = new_jobs
+        .iter()
+        .zip(&keys)
+        .zip(&answers)
+        .filter(|(_, answer)| answer.is_none())
+        .filter_map(|((job, key), _)| Some((job.job_type.clone(), key.clone()?)))
+        .unzip();
+    let holders: HashMap<(String, String), JobId> = if held_keys.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_file!("queries/job/unique_holders.sql", &held_types, &held_keys)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|row| ((row.job_type, row.unique_key), JobId(row.id)))
+            .collect()
+    };
+    let mut inserted = Vec::with_capacity(n);
+    for ((job, key), answer) in new_jobs.into_iter().zip(keys).zip(answers) {
+        inserted.push(match answer {
+            Some(answer) => answer,
+            None => match holders.get(&(job.job_type.clone(), key.unwrap_or_default())) {
+                Some(&id) => Inserted {
+                    id,
+                    duplicate: true,
+                },
+                // The holder finished since: the key is free again.
+                None => {
+                    let enqueued = insert(conn, job).await?;
+                    Inserted {
+                        id: enqueued.job.id,
+                        duplicate: enqueued.duplicate,
+                    }
+                }
+            },
+        });
+    }
+    Ok(inserted)
+}
+
+/// The columns every insert of many jobs binds, one array each.
+struct Columns {
+    types: Vec<String>,
+    payloads: Vec<serde_json::Value>,
+    queues: Vec<String>,
+    priorities: Vec<i32>,
+    retries: Vec<i32>,
+    due: Vec<chrono::DateTime<chrono::Utc>>,
+    created: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            types: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            queues: Vec::with_capacity(n),
+            priorities: Vec::with_capacity(n),
+            retries: Vec::with_capacity(n),
+            due: Vec::with_capacity(n),
+            created: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, job: &NewJob) {
+        self.types.push(job.job_type.clone());
+        self.payloads.push(job.payload.clone());
+        self.queues.push(job.queue_name().to_owned());
+        self.priorities.push(job.priority);
+        self.retries.push(job.retries());
+        self.due.push(job.scheduled_at.to_datetime());
+        self.created.push(job.created_at.to_datetime());
+    }
+}
+
 /// Inserts jobs with no unique key in one statement; returns their ids in order.
 async fn insert_plain(
     conn: &mut sqlx::PgConnection,
@@ -104,32 +235,19 @@ async fn insert_plain(
     if new_jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let n = new_jobs.len();
-    let mut types = Vec::with_capacity(n);
-    let mut payloads = Vec::with_capacity(n);
-    let mut queues = Vec::with_capacity(n);
-    let mut priorities = Vec::with_capacity(n);
-    let mut retries = Vec::with_capacity(n);
-    let mut due = Vec::with_capacity(n);
-    let mut created = Vec::with_capacity(n);
-    for job in new_jobs {
-        queues.push(job.queue_name().to_owned());
-        retries.push(job.retries());
-        types.push(job.job_type);
-        payloads.push(job.payload);
-        priorities.push(job.priority);
-        due.push(job.scheduled_at.to_datetime());
-        created.push(job.created_at.to_datetime());
+    let mut columns = Columns::with_capacity(new_jobs.len());
+    for job in &new_jobs {
+        columns.push(job);
     }
     let inserted = sqlx::query_file_scalar!(
         "queries/job/insert_many.sql",
-        &types,
-        &payloads,
-        &queues,
-        &priorities,
-        &retries,
-        &due,
-        &created
+        &columns.types,
+        &columns.payloads,
+        &columns.queues,
+        &columns.priorities,
+        &columns.retries,
+        &columns.due,
+        &columns.created
     )
     .fetch_all(conn)
     .await
