@@ -310,3 +310,21 @@ pub(crate) fn wait_all(
     }
     statuses.into_iter().map(Option::unwrap).collect()
 }
+
+/// Every log line of several processes, tagged with the process's index.
+pub(crate) fn merge(processes: &mut [Worker]) -> mpsc::Receiver<(usize, Value)> {
+    let (tx, merged) = mpsc::channel();
+    for (index, process) in processes.iter_mut().enumerate() {
+        let (_, logs) = mpsc::channel();
+        let logs = std::mem::replace(&mut process.logs, logs);
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in logs {
+                if tx.send((index, line)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    merged
+}

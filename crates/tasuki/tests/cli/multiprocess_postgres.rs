@@ -5,37 +5,18 @@
 //! job overlaps another attempt of it (read from the workers' logs).
 
 use std::collections::HashMap;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tasuki_core::Timestamp;
 
-use crate::helpers::{Db, LEASE_TIMEOUT, LONG_PROBES, Worker, post_json, wait_all};
+use crate::helpers::{Db, LEASE_TIMEOUT, LONG_PROBES, Worker, merge, post_json, wait_all};
 use crate::serve::listening;
 
 const USERS: usize = 1_000;
 const DEADLINE: Duration = Duration::from_secs(120);
 /// Five processes stay well inside the server's 100 connections.
 const POOL: (&str, &str) = ("DATABASE_POOL_SIZE", "6");
-
-/// Every log line of several processes, tagged with the process's index.
-fn merge(processes: &mut [Worker]) -> mpsc::Receiver<(usize, Value)> {
-    let (tx, merged) = mpsc::channel();
-    for (index, process) in processes.iter_mut().enumerate() {
-        let (_, logs) = mpsc::channel();
-        let logs = std::mem::replace(&mut process.logs, logs);
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in logs {
-                if tx.send((index, line)).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    merged
-}
 
 fn micros(line: &Value) -> i64 {
     Timestamp::parse_rfc3339(line["timestamp"].as_str().unwrap())

@@ -4,11 +4,14 @@
 //! starts firing) and restarts.
 
 use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use tasuki_core::Timestamp;
 
-use crate::helpers::{Db, Pool, Worker, wait_all};
+use crate::helpers::{Db, Pool, Worker, merge, wait_all};
 
 const SCHEDULES: &str = r#"
 [schedules.catch_up]
@@ -94,11 +97,16 @@ fn worker(db: &Db, file: &str, now: &str) -> Worker {
     )
 }
 
-/// Stops the processes with SIGTERM once each has started (and so listens
-/// for it); each must exit cleanly.
+/// Waits until each process has started (and so listens for SIGTERM).
+fn started(workers: &[Worker]) {
+    for worker in workers {
+        worker.wait_for("worker started", 1, Duration::from_secs(30));
+    }
+}
+
+/// Stops started processes with SIGTERM; each must exit cleanly.
 fn stop(workers: Vec<Worker>) {
     for worker in &workers {
-        worker.wait_for("worker started", 1, Duration::from_secs(30));
         worker.signal("-TERM");
     }
     for status in wait_all(workers, Duration::from_secs(60)) {
@@ -106,8 +114,9 @@ fn stop(workers: Vec<Worker>) {
     }
 }
 
-/// Waits until the database holds `count` linked jobs, failing after the deadline.
-async fn wait_for_jobs(db: &Db, count: i64) {
+/// Waits until the database holds `count` linked jobs, looking again at
+/// each line the processes log (a fire logs one), failing after the deadline.
+async fn wait_for_jobs(db: &Db, count: i64, logs: &mpsc::Receiver<(usize, Value)>) {
     let pool = db.any_pool().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -115,11 +124,17 @@ async fn wait_for_jobs(db: &Db, count: i64) {
         if linked == count {
             return;
         }
-        assert!(
-            linked < count && Instant::now() < deadline,
-            "{linked} jobs linked, {count} expected"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(linked < count, "{linked} jobs linked, {count} expected");
+        let left = deadline.saturating_duration_since(Instant::now());
+        match logs.recv_timeout(left) {
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("{linked} jobs linked after the deadline, {count} expected")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the processes exited with {linked} jobs linked, {count} expected")
+            }
+        }
     }
 }
 
@@ -152,7 +167,9 @@ async fn every_slot_fires_once_across_processes(db: Db) {
     // Three processes at T1; one is SIGKILLed once its slots are in, the
     // others stop.
     let mut first: Vec<Worker> = (0..3).map(|_| worker(&db, file, T1)).collect();
-    wait_for_jobs(&db, 52).await;
+    started(&first);
+    let logs = merge(&mut first);
+    wait_for_jobs(&db, 52, &logs).await;
     first[0].child.kill().unwrap();
     first[0].child.wait().unwrap();
     stop(first.split_off(1));
@@ -161,11 +178,14 @@ async fn every_slot_fires_once_across_processes(db: Db) {
     // Three at T2; one is SIGKILLed as it starts, perhaps mid-fire, and
     // restarted.
     let mut second: Vec<Worker> = (0..3).map(|_| worker(&db, file, T2)).collect();
-    second[0].wait_for("worker started", 1, Duration::from_secs(30));
+    started(&second[..1]);
     second[0].child.kill().unwrap();
     second[0].child.wait().unwrap();
-    wait_for_jobs(&db, 63).await;
+    started(&second[1..]);
+    let logs = merge(&mut second[1..]);
+    wait_for_jobs(&db, 63, &logs).await;
     second[0] = worker(&db, file, T2);
+    started(&second[..1]);
     stop(second);
     check(&db, true).await;
     let list = db.json(&["schedules", "list", "--json"]);
