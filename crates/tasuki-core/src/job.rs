@@ -15,7 +15,7 @@ pub const DEFAULT_MAX_RETRIES: i32 = 3;
 pub const DEFAULT_QUEUE: &str = "default";
 
 /// The longest queue name: names travel in URLs and logs.
-pub const MAX_QUEUE_NAME: usize = 100;
+const MAX_QUEUE_NAME: usize = 100;
 
 /// Whether `name` can name a queue: 1 to 100 ASCII letters, digits, `_`,
 /// `-` or `.`, so that it reads the same in a URL, a log line and an
@@ -137,17 +137,6 @@ impl UniqueStates {
 
     pub const fn bits(self) -> u8 {
         self.0
-    }
-
-    pub fn contains(self, status: JobStatus) -> bool {
-        self.0 & Self::bit(status) != 0
-    }
-
-    /// The statuses in the set, in [`JobStatus::ALL`]'s order.
-    pub fn statuses(self) -> impl Iterator<Item = JobStatus> {
-        JobStatus::ALL
-            .into_iter()
-            .filter(move |s| self.contains(*s))
     }
 }
 

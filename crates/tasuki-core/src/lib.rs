@@ -17,9 +17,8 @@ mod writes;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use job::{
-    AttemptError, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobStats, JobStatus,
-    MAX_QUEUE_NAME, NewJob, ParseStatusError, ScheduleError, Unique, UniqueBy, UniqueStates,
-    due_at, is_queue_name,
+    AttemptError, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobStats, JobStatus, NewJob,
+    ParseStatusError, ScheduleError, Unique, UniqueBy, UniqueStates, due_at, is_queue_name,
 };
 pub use queue::{QueueChange, QueueInfo, QueueSettings, QueueStore, RateLimit};
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};

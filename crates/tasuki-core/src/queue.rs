@@ -67,11 +67,6 @@ impl QueueSettings {
         }
     }
 
-    /// Whether a claim must count before it takes from this queue.
-    pub fn is_limited(&self) -> bool {
-        self.concurrency.is_some() || self.rate_limit.is_some()
-    }
-
     /// How many jobs a claim may take, given the queue's jobs processing now
     /// and started within the rate limit's window.
     pub fn allowance(&self, wanted: u32, running: i64, started_in_window: i64) -> u32 {

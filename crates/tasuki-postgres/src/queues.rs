@@ -87,7 +87,8 @@ pub(crate) async fn claim(store: &PgStore, params: &ClaimParams<'_>) -> StoreRes
                 lease,
                 now,
                 i64::from(params.limit),
-                queue
+                queue,
+                false
             )
             .fetch_all(&store.bookkeeping)
             .await
@@ -157,12 +158,13 @@ async fn within_limits(
     let claimed = jobs(
         sqlx::query_file_as!(
             JobRow,
-            "queries/job/claim_limited.sql",
+            "queries/job/claim_queue.sql",
             params.owner,
             params.lease_expires_at.to_datetime(),
             now,
             i64::from(allowed),
-            queue
+            queue,
+            true
         )
         .fetch_all(&mut *tx)
         .await

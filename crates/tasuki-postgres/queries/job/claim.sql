@@ -1,5 +1,5 @@
 -- Due jobs, best first, from every queue but those paused or limited (a
--- limited queue's jobs are claimed by claim_limited.sql, in a transaction
+-- limited queue's jobs are claimed by claim_queue.sql, in a transaction
 -- that holds its settings' row). SKIP LOCKED lets concurrent claimers on any
 -- host take disjoint rows without waiting on each other.
 WITH next AS (

@@ -1,9 +1,12 @@
--- Due jobs of one queue that is neither paused nor limited, best first.
+-- Due jobs of one queue, best first: of a queue neither paused nor limited,
+-- or ($6) of a limited one, as many as its limits leave, in the transaction
+-- that holds its settings row (FOR UPDATE), so that its claimers count and
+-- claim one at a time.
 WITH next AS (
     SELECT id FROM job_queue
     WHERE queue = $5 AND status IN ('pending', 'retry_pending') AND scheduled_at <= $3
-        AND NOT EXISTS (SELECT 1 FROM queues WHERE name = $5
-                        AND (paused OR concurrency IS NOT NULL OR rate_limit IS NOT NULL))
+        AND ($6 OR NOT EXISTS (SELECT 1 FROM queues WHERE name = $5
+                               AND (paused OR concurrency IS NOT NULL OR rate_limit IS NOT NULL)))
     ORDER BY priority DESC, scheduled_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
