@@ -7,7 +7,7 @@
 //!   axum…), or a queue crate depends on the application or names one of its
 //!   tables.
 //! - `fuzz-contract`: schemathesis against a running `tasuki run`, all checks.
-//! - `bench queue|queues|http|peers|idle|pipeline [ARGS]`: the benchmarks, built in release mode.
+//! - `bench queue|queues|http|peers|idle|pipeline|dashboard [ARGS]`: the benchmarks, built in release mode.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +27,7 @@ fn main() -> Result<()> {
         Some("fuzz-contract") => fuzz::contract(&root),
         Some("bench") => bench(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-layers | fuzz-contract | bench queue|queues|http|peers|idle|pipeline [ARGS]>"
+            "usage: cargo xtask <sqlx-prepare | sqlx-check | check-layers | fuzz-contract | bench queue|queues|http|peers|idle|pipeline|dashboard [ARGS]>"
         ),
     }
 }

@@ -137,25 +137,10 @@ pub(crate) async fn list(
     Extension(ValidQuery(query)): Extension<ValidQuery>,
 ) -> Result<Json<Page<Job>>, ApiError> {
     let (after, limit) = page(&query);
-    let status = match query.get("status").and_then(Value::as_str) {
-        Some(s) => Some(
-            s.parse()
-                .map_err(|_| invalid("/query/status", "is not a job status"))?,
-        ),
-        None => None,
-    };
     let filter = JobFilter {
-        status,
-        job_type: query
-            .get("job_type")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        queue: query
-            .get("queue")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
         after: Some(JobId(after)),
         limit,
+        ..job_filter(|name| query.get(name), "/query")?
     };
     Ok(Json(state.store.job_list(filter).await?))
 }
@@ -165,6 +150,28 @@ pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<JobStats
 }
 
 /// The `after` and `limit` of a validated query, with the contract's default.
+/// The jobs that `status`, `job_type` and `queue` select, as the contract
+/// has checked them (in the query, or a body: `at` is where, for errors).
+pub(crate) fn job_filter<'a>(
+    get: impl Fn(&str) -> Option<&'a Value>,
+    at: &str,
+) -> Result<JobFilter, ApiError> {
+    let text = |name: &str| get(name).and_then(Value::as_str).map(str::to_owned);
+    let status = match text("status") {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| invalid(&format!("{at}/status"), "is not a job status"))?,
+        ),
+        None => None,
+    };
+    Ok(JobFilter {
+        status,
+        job_type: text("job_type"),
+        queue: text("queue"),
+        ..JobFilter::default()
+    })
+}
+
 pub fn page(query: &std::collections::BTreeMap<String, Value>) -> (i64, u32) {
     let after = query.get("after").and_then(Value::as_i64).unwrap_or(0);
     let limit = query.get("limit").and_then(Value::as_u64).unwrap_or(50);

@@ -5,9 +5,11 @@
 //! `router(state)` builds the app for in-process use; [`Application`] binds
 //! it (port 0 in tests), reports its address, and serves until shutdown.
 
+mod bulk;
 mod contract;
 mod jobs;
 mod middleware;
+mod monitor;
 mod ops;
 mod problem;
 mod queues;
@@ -132,6 +134,7 @@ fn build(
             admin,
             middleware::admin,
         ))
+        .layer(axum::Extension(Arc::new(bulk::Bulks::default())))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state);
@@ -163,6 +166,10 @@ fn handler(operation_id: &str) -> Option<MethodRouter<AppState>> {
         "listJobs" => get(jobs::list),
         "jobStats" => get(jobs::stats),
         "getJob" => get(jobs::get),
+        "bulkJobs" => post(bulk::start),
+        "getBulkJobs" => get(bulk::get),
+        "overview" => get(monitor::overview),
+        "listWorkers" => get(monitor::workers),
         "retryJob" => post(jobs::retry),
         "cancelJob" => post(jobs::cancel),
         "listQueues" => get(queues::list),

@@ -29,8 +29,41 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // Another recorder may be installed already (tests build many apps
         // in one process); this one still renders what it was given.
         let _ = metrics::set_global_recorder(recorder);
+        describe();
         handle
     })
+}
+
+/// The `# HELP` and `# TYPE` of every metric the process records, wherever
+/// it records it (the API, the application, the worker).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered, by method, route and status."
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method and route."
+    );
+    describe_counter!(
+        "jobs_enqueued_total",
+        "Jobs enqueued through the API, by job type."
+    );
+    describe_gauge!(
+        "jobs_queue_depth",
+        "Jobs in the queue by status, as of the last scrape."
+    );
+    describe_counter!(
+        "jobs_processed_total",
+        "Attempts finished by this process's worker, by job type and outcome."
+    );
+    describe_histogram!(
+        "job_duration_seconds",
+        Unit::Seconds,
+        "Time an attempt ran, by job type."
+    );
 }
 
 pub(crate) async fn health(State(state): State<AppState>) -> Response {

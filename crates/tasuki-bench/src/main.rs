@@ -20,10 +20,14 @@
 //! write) drained beside jobs that write nothing, then `tasuki run` under
 //! signups offered open loop at fixed rates, to the email sent.
 //!
+//! `dashboard` seeds 1,000,000 jobs and times every request the dashboard
+//! makes against `tasuki serve`, one at a time.
+//!
 //! `queues` measures named queues in one process per engine: a drain over
 //! ten queues against one, a rate limit's observed starts, and unique
 //! enqueues against plain ones.
 
+mod dashboard;
 mod http;
 mod idle;
 mod peers;
@@ -59,6 +63,8 @@ enum Command {
     Pipeline(pipeline::PipelineArgs),
     /// Named queues, a rate limit and unique enqueues, on both engines.
     Queues(queues::QueuesArgs),
+    /// The dashboard's requests on a table of 1,000,000 jobs, on both engines.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,5 +81,6 @@ fn main() -> anyhow::Result<()> {
         Command::Idle(args) => runtime.block_on(idle::run(args)),
         Command::Pipeline(args) => runtime.block_on(pipeline::run(args)),
         Command::Queues(args) => runtime.block_on(queues::run(args)),
+        Command::Dashboard(args) => runtime.block_on(dashboard::run(args)),
     }
 }

@@ -183,7 +183,7 @@ async fn fresh(target: &Target, name: &str) -> anyhow::Result<(String, tempfile:
 }
 
 /// The tasuki binary on `url`, quiet but for warnings.
-fn tasuki(path: &Path, url: &str) -> Command {
+pub(crate) fn tasuki(path: &Path, url: &str) -> Command {
     let mut command = Command::new(path);
     command
         .env_clear()

@@ -9,6 +9,7 @@ mod claim;
 mod engines;
 mod lifecycle;
 mod manage;
+mod monitor;
 mod queues;
 mod schedules;
 mod writes;
@@ -23,6 +24,7 @@ pub use claim::*;
 pub use engines::{Backend, Engine, TestDb, fresh, postgres_available};
 pub use lifecycle::*;
 pub use manage::*;
+pub use monitor::*;
 pub use queues::*;
 pub use schedules::*;
 pub use writes::*;
@@ -54,7 +56,12 @@ macro_rules! conformance_tests {
             queue_changes_keep_the_other_settings,
             a_unique_key_admits_one_job,
             a_bulk_enqueue_answers_per_unique_job,
-            a_retry_never_makes_a_second_live_unique_job
+            a_retry_never_makes_a_second_live_unique_job,
+            workers_report_and_go,
+            rollup_counts_add_up_and_age_out,
+            queue_counts_come_by_state,
+            delete_many_leaves_running_jobs,
+            each_attempt_names_its_worker
         );
         $crate::conformance_tests!(@each_db $engine;
             writes_commit_with_the_completion,

@@ -298,17 +298,22 @@ pub struct AttemptError {
     pub attempt: i32,
     pub at: Timestamp,
     pub error: String,
+    /// The worker that held the attempt's lease (absent from attempts
+    /// recorded before workers were noted).
+    pub worker: Option<String>,
 }
 
 impl AttemptError {
     /// Reads a job's history as every engine stores it: a JSON array of
-    /// `{"attempt", "at" (microseconds since the epoch), "error"}`.
+    /// `{"attempt", "at" (microseconds since the epoch), "error", "worker"}`.
     pub fn decode_stored(text: &str) -> Result<Vec<AttemptError>, serde_json::Error> {
         #[derive(Deserialize)]
         struct Stored {
             attempt: i32,
             at: i64,
             error: String,
+            #[serde(default)]
+            worker: Option<String>,
         }
         let stored: Vec<Stored> = serde_json::from_str(text)?;
         Ok(stored
@@ -317,6 +322,7 @@ impl AttemptError {
                 attempt: e.attempt,
                 at: Timestamp::from_micros(e.at),
                 error: e.error,
+                worker: e.worker,
             })
             .collect())
     }

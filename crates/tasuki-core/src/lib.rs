@@ -7,6 +7,7 @@
 
 mod clock;
 mod job;
+mod monitor;
 mod queue;
 mod retry;
 mod schedule;
@@ -19,6 +20,10 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use job::{
     AttemptError, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobStats, JobStatus, NewJob,
     ParseStatusError, ScheduleError, Unique, UniqueBy, UniqueStates, due_at, is_queue_name,
+};
+pub use monitor::{
+    Metric, MinuteStats, MonitorStore, QueueCounts, Rollup, RollupCount, WORKER_FORGOTTEN_AFTER,
+    WorkerInfo, WorkerQueue, bucket_of, minute_of, minutes,
 };
 pub use queue::{QueueChange, QueueInfo, QueueSettings, QueueStore, RateLimit};
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};

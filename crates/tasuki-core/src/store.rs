@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::{
-    Job, JobId, JobStats, JobStatus, NewJob, QueueStore, ScheduleStore, Timestamp, Writes,
+    Job, JobId, JobStats, JobStatus, MonitorStore, NewJob, QueueStore, ScheduleStore, Timestamp,
+    Writes,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +220,9 @@ pub trait JobStore: Send + Sync {
     async fn job_retry(&self, id: JobId, now: Timestamp) -> StoreResult<Job>;
     /// Cancels a job that has not started (pending, scheduled or waiting to retry).
     async fn job_cancel(&self, id: JobId, now: Timestamp) -> StoreResult<Job>;
+    /// Deletes the jobs of `ids` that are not running; returns those deleted,
+    /// sorted.
+    async fn job_delete_many(&self, ids: &[JobId]) -> StoreResult<Vec<JobId>>;
     async fn job_get(&self, id: JobId) -> StoreResult<Job>;
     async fn job_list(&self, filter: JobFilter) -> StoreResult<Page<Job>>;
     async fn job_stats(&self, now: Timestamp) -> StoreResult<JobStats>;
@@ -244,10 +248,10 @@ pub struct Migrations {
     pub list: &'static [(i64, &'static str, &'static str)],
 }
 
-/// A whole backend: the queue, its queues' settings, its schedules, and a
-/// way to check that it answers.
+/// A whole backend: the queue, its queues' settings, its schedules, what
+/// operators watch, and a way to check that it answers.
 #[async_trait]
-pub trait Store: JobStore + QueueStore + ScheduleStore {
+pub trait Store: JobStore + QueueStore + ScheduleStore + MonitorStore {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }

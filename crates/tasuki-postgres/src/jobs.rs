@@ -452,6 +452,19 @@ impl JobStore for PgStore {
         .await
     }
 
+    async fn job_delete_many(&self, ids: &[JobId]) -> StoreResult<Vec<JobId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let mut deleted = sqlx::query_file_scalar!("queries/job/delete_many.sql", &ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        deleted.sort_unstable();
+        Ok(deleted.into_iter().map(JobId).collect())
+    }
+
     async fn job_get(&self, id: JobId) -> StoreResult<Job> {
         sqlx::query_file_as!(JobRow, "queries/job/get.sql", id.0)
             .fetch_one(&self.pool)

@@ -17,6 +17,7 @@
 mod jobs;
 mod listen;
 mod migrate;
+mod monitor;
 mod queues;
 mod rows;
 mod schedules;

@@ -24,6 +24,7 @@ pub(crate) const QUEUE: Migrations = Migrations {
             "schedules",
             include_str!("../migrations/0003_schedules.sql"),
         ),
+        (4, "monitor", include_str!("../migrations/0004_monitor.sql")),
     ],
 };
 

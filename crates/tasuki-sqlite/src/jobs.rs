@@ -350,6 +350,18 @@ impl JobStore for SqliteStore {
         .await
     }
 
+    async fn job_delete_many(&self, ids: &[JobId]) -> StoreResult<Vec<JobId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = json_array(ids.iter().map(|id| json!(id.0)));
+        self.writer
+            .write(Commit::Acknowledged, move |conn| {
+                returned_ids(conn, &queries::JOB_DELETE_MANY, [ids])
+            })
+            .await
+    }
+
     async fn job_get(&self, id: JobId) -> StoreResult<Job> {
         self.readers
             .read(move |conn| {

@@ -8,6 +8,7 @@
 
 mod jobs;
 mod migrate;
+mod monitor;
 mod queries;
 mod queues;
 mod read;

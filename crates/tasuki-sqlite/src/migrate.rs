@@ -28,6 +28,7 @@ pub(crate) const QUEUE: Migrations = Migrations {
             "schedules",
             include_str!("../migrations/0004_schedules.sql"),
         ),
+        (5, "monitor", include_str!("../migrations/0005_monitor.sql")),
     ],
 };
 

@@ -100,6 +100,7 @@ crate::queries! {
     JOB_PRUNE = "job/prune.sql" => &[];
     JOB_RETRY = "job/retry.sql" => JOB;
     JOB_CANCEL = "job/cancel.sql" => JOB;
+    JOB_DELETE_MANY = "job/delete_many.sql" => &["id"];
     JOB_GET = "job/get.sql" => JOB;
     JOB_LIST = "job/list.sql" => JOB;
     JOB_STATS = "job/stats.sql" => &["job_type", "status", "count"];
@@ -115,6 +116,17 @@ crate::queries! {
     QUEUE_UPDATE = "queue/update.sql" => &[];
     QUEUE_LIST = "queue/list.sql" =>
         &["name", "paused", "concurrency", "rate_limit", "rate_period", "waiting", "running"];
+    MONITOR_WORKER_BEAT = "monitor/worker_beat.sql" => &[];
+    MONITOR_WORKER_FORGET = "monitor/worker_forget.sql" => &[];
+    MONITOR_WORKER_GONE = "monitor/worker_gone.sql" => &[];
+    MONITOR_WORKER_LIST = "monitor/worker_list.sql" =>
+        &["id", "host", "pid", "queues", "slots", "running", "started_at", "heartbeat_at"];
+    MONITOR_ROLLUP_ADD = "monitor/rollup_add.sql" => &[];
+    MONITOR_ROLLUP_SINCE = "monitor/rollup_since.sql" =>
+        &["minute", "queue", "metric", "bucket", "count"];
+    MONITOR_ROLLUP_PRUNE = "monitor/rollup_prune.sql" => &[];
+    MONITOR_QUEUE_COUNTS = "monitor/queue_counts.sql" =>
+        &["queue", "waiting", "scheduled", "running", "failed", "cancelled"];
     LEADER_ACQUIRE = "leader/acquire.sql" => &["owner"];
     LEADER_RELEASE = "leader/release.sql" => &[];
     SCHEDULE_UPSERT = "schedule/upsert.sql" => &[];

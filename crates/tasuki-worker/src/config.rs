@@ -9,6 +9,8 @@ use tasuki_core::RetryPolicy;
 pub struct WorkerConfig {
     /// Names this worker in leases and logs; unique among running workers.
     pub id: Arc<str>,
+    /// The machine it runs on, as its heartbeats report it.
+    pub host: Arc<str>,
     /// How many jobs run at once when `queues` is empty (`WORKER_COUNT`).
     pub concurrency: usize,
     /// The queues served, each with how many of its jobs run at once in this
@@ -32,6 +34,7 @@ impl WorkerConfig {
     pub fn new(id: impl Into<Arc<str>>) -> Self {
         Self {
             id: id.into(),
+            host: "localhost".into(),
             concurrency: 3,
             queues: Vec::new(),
             lease: Duration::from_secs(30),
@@ -61,8 +64,10 @@ impl WorkerConfig {
         self.pools().iter().map(|(_, slots)| slots).sum()
     }
 
-    /// How often leases are renewed: three times per lease.
+    /// How often leases are renewed and the worker reports itself: three
+    /// times per lease, at least every 15 s (the workers' list counts one
+    /// silent for a minute as gone).
     pub(crate) fn heartbeat_interval(&self) -> Duration {
-        self.lease / 3
+        (self.lease / 3).min(Duration::from_secs(15))
     }
 }

@@ -1,5 +1,6 @@
 //! Maintenance that one process at a time does for all: taking back the
-//! leases of workers that died, and deleting finished jobs past retention.
+//! leases of workers that died, and deleting finished jobs past retention
+//! and the rollup's minutes past a day.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,9 @@ const LEADER: &str = "maintenance";
 const RESCUE_BATCH: u32 = 1_000;
 /// Small, so that a delete never holds many rows or the writer for long.
 const PRUNE_BATCH: u32 = 500;
+
+/// How long the rollup's minutes are kept: charts read the last hour.
+const ROLLUP_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// How often the leader looks for expired leases: a quarter lease, within bounds.
 pub(crate) fn interval(lease: Duration) -> Duration {
@@ -69,6 +73,10 @@ pub(crate) async fn round(shared: &Shared, ttl: Duration, stop: &CancellationTok
 }
 
 async fn prune(shared: &Shared, stop: &CancellationToken) {
+    let rollup_before = shared.clock.now().saturating_sub(ROLLUP_RETENTION);
+    if let Err(error) = shared.store.rollup_prune(rollup_before).await {
+        tracing::warn!(worker_id = %shared.config.id, error = ?error, "cannot delete old rollup minutes");
+    }
     let Some(before) = shared
         .clock
         .now()

@@ -16,6 +16,9 @@ use crate::shared::Shared;
 pub(crate) struct Outcome {
     pub(crate) id: JobId,
     pub(crate) job_type: String,
+    pub(crate) queue: String,
+    /// From due to claimed.
+    pub(crate) waited: Duration,
     pub(crate) attempt: i32,
     pub(crate) retry_count: i32,
     pub(crate) max_retries: i32,
@@ -62,9 +65,14 @@ impl Shared {
                 }
             }
         };
+        let waited = job
+            .started_at
+            .map_or(Duration::ZERO, |started| started.since(job.scheduled_at));
         Outcome {
             id: job.id,
             job_type: job.job_type,
+            queue: job.queue,
+            waited,
             attempt: job.attempt,
             retry_count: job.retry_count,
             max_retries: job.max_retries,
@@ -122,11 +130,20 @@ impl Shared {
         }
         let retry_at: HashMap<JobId, _> = failures.iter().map(|f| (f.id, f.retry_at)).collect();
         self.let_go(outcomes.iter().map(|o| o.id));
-        for outcome in outcomes {
-            let accepted = match outcome.result {
+        let accepted: Vec<bool> = outcomes
+            .iter()
+            .map(|outcome| match outcome.result {
                 Ok(_) => completed.ids.binary_search(&outcome.id).is_ok(),
                 Err(_) => failed.binary_search(&outcome.id).is_ok(),
-            };
+            })
+            .collect();
+        self.add_to_rollup(|rollup| {
+            for (outcome, _) in outcomes.iter().zip(&accepted).filter(|(_, a)| **a) {
+                let ok = outcome.result.is_ok();
+                rollup.record(now, &outcome.queue, ok, outcome.waited, outcome.duration);
+            }
+        });
+        for (outcome, accepted) in outcomes.into_iter().zip(accepted) {
             self.log(
                 &outcome,
                 accepted,

@@ -77,6 +77,13 @@ impl Worker {
         Ok(self.shared.heartbeat().await?)
     }
 
+    /// One report, for tests and tools: writes the rollup of the attempts
+    /// recorded so far and this process's heartbeat row.
+    pub async fn report_once(&self) -> Result<(), WorkerError> {
+        self.shared.flush_rollup().await?;
+        Ok(self.shared.beat().await?)
+    }
+
     /// Steps until no job is due; returns how many ran.
     pub async fn drain(&self) -> Result<usize, WorkerError> {
         let mut total = 0;
@@ -128,6 +135,7 @@ impl Worker {
         let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), background.clone()));
         let maintenance = tokio::spawn(crate::maintenance::run(shared.clone(), background.clone()));
         let scheduler = tokio::spawn(crate::scheduler::run(shared.clone(), background.clone()));
+        let rollup = tokio::spawn(rollup_loop(shared.clone(), background.clone()));
 
         let mut running: JoinSet<()> = JoinSet::new();
         // Each task's pool and attempt, by task: a task that panics or is
@@ -230,7 +238,10 @@ impl Worker {
         // Heartbeats stop before the hand-back: if it fails, the leases
         // expire and the jobs are rescued.
         background.cancel();
-        let _ = tokio::join!(heartbeat, maintenance, scheduler);
+        let _ = tokio::join!(heartbeat, maintenance, scheduler, rollup);
+        if let Err(error) = shared.store.worker_gone(&config.id).await {
+            tracing::warn!(worker_id = %config.id, error = ?error, "cannot remove this worker's row");
+        }
         let releases: Vec<Release> = in_flight
             .into_values()
             .map(|(_, (id, attempt))| Release { id, attempt })
@@ -336,6 +347,8 @@ async fn record_loop(shared: Arc<Shared>, mut outcomes: mpsc::UnboundedReceiver<
     while recording.join_next().await.is_some() {}
 }
 
+/// Renews leases and reports this process, three times per lease (the
+/// first at once).
 async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(shared.config.heartbeat_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -344,8 +357,37 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        if let Err(error) = shared.heartbeat().await {
+        let (leases, beat) = tokio::join!(shared.heartbeat(), shared.beat());
+        if let Err(error) = leases {
             tracing::warn!(worker_id = %shared.config.id, error = ?error, "cannot renew leases");
         }
+        if let Err(error) = beat {
+            tracing::warn!(worker_id = %shared.config.id, error = ?error, "cannot report this worker");
+        }
+    }
+}
+
+/// How long finished attempts gather before their rollup is written: one
+/// write a second, whatever the throughput, and none while idle.
+const ROLLUP_EVERY: Duration = Duration::from_secs(1);
+
+/// Writes the rollup a second after the first attempt it holds, and once
+/// more at the end.
+async fn rollup_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shared.rollup_started.notified() => {}
+            () = stop.cancelled() => break,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(ROLLUP_EVERY) => {}
+            () = stop.cancelled() => break,
+        }
+        if let Err(error) = shared.flush_rollup().await {
+            tracing::warn!(worker_id = %shared.config.id, error = ?error, "cannot write the rollup");
+        }
+    }
+    if let Err(error) = shared.flush_rollup().await {
+        tracing::warn!(worker_id = %shared.config.id, error = ?error, "cannot write the rollup");
     }
 }

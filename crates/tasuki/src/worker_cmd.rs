@@ -58,7 +58,9 @@ pub(crate) fn build(
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
 ) -> Worker {
-    let mut config = WorkerConfig::new(worker_id());
+    let host = host_name();
+    let mut config = WorkerConfig::new(worker_id(&host));
+    config.host = host.into();
     config.concurrency = usize::from(args.concurrency);
     if let Some(queues) = &args.queues {
         config.queues.clone_from(&queues.0);
@@ -74,15 +76,18 @@ pub(crate) fn build(
     Worker::new(config, store, registry, clock)
 }
 
-/// Unique among live and dead workers: host, process and a random tag, so a
-/// restarted process never inherits the leases of the one before.
-fn worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_owned())
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "tasuki".to_owned());
+        .unwrap_or_else(|| "tasuki".to_owned())
+}
+
+/// Unique among live and dead workers: host, process and a random tag, so a
+/// restarted process never inherits the leases of the one before.
+fn worker_id(host: &str) -> String {
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
 

@@ -4,6 +4,7 @@
 mod helpers;
 mod jobs;
 mod modes;
+mod monitor;
 mod ops;
 mod queues;
 mod schedules;

@@ -14,7 +14,7 @@ SET status = CASE WHEN j.retry_count < j.max_retries THEN 'retry_pending' ELSE '
     completed_at = CASE WHEN j.retry_count < j.max_retries THEN NULL ELSE $1 END,
     error_message = 'lease expired',
     errors = j.errors || jsonb_build_array(
-        jsonb_build_object('attempt', j.attempt, 'at', $2::int8, 'error', 'lease expired')),
+        jsonb_build_object('attempt', j.attempt, 'at', $2::int8, 'error', 'lease expired', 'worker', j.lease_owner)),
     lease_expires_at = NULL
 FROM expired
 WHERE j.id = expired.id

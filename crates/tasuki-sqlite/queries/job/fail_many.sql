@@ -7,7 +7,7 @@ SET status = CASE WHEN f.retry_at IS NULL THEN 'failed' ELSE 'retry_pending' END
     completed_at = CASE WHEN f.retry_at IS NULL THEN ?1 END,
     error_message = f.error,
     errors = json_insert(errors, '$[#]',
-        json_object('attempt', job_queue.attempt, 'at', ?1, 'error', f.error)),
+        json_object('attempt', job_queue.attempt, 'at', ?1, 'error', f.error, 'worker', job_queue.lease_owner)),
     lease_expires_at = NULL
 FROM (
     SELECT value ->> '$.id' AS id, value ->> '$.attempt' AS attempt, value ->> '$.error' AS error,

@@ -6,7 +6,7 @@ SET status = CASE WHEN retry_count < max_retries THEN 'retry_pending' ELSE 'fail
     completed_at = CASE WHEN retry_count < max_retries THEN NULL ELSE ?1 END,
     error_message = 'lease expired',
     errors = json_insert(errors, '$[#]',
-        json_object('attempt', attempt, 'at', ?1, 'error', 'lease expired')),
+        json_object('attempt', attempt, 'at', ?1, 'error', 'lease expired', 'worker', lease_owner)),
     lease_expires_at = NULL
 WHERE id IN (
     SELECT id FROM job_queue

@@ -69,3 +69,66 @@ fn a_worker_serves_health_and_metrics_on_its_metrics_port() {
     worker.signal("-TERM");
     assert_eq!(wait_all(vec![worker], DEADLINE)[0].code(), Some(0));
 }
+
+/// Prometheus's own linter finds nothing in a live `/metrics`: every metric
+/// has its `# HELP` and `# TYPE`. Needs `promtool` (Debian's `prometheus`);
+/// skipped without it, except in CI.
+#[test]
+fn live_metrics_pass_promtool() {
+    let Some(promtool) = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is missing: apt-get install prometheus"
+        );
+        eprintln!("skipped: promtool is missing (apt-get install prometheus)");
+        return;
+    };
+    let db = Db::new();
+    let server = Worker::spawn_command(&db, "run", &[("PORT", "0"), ("LOG_LEVEL", "info")]);
+    let addr = listening(&server);
+    let body = r#"{"email": "metrics@example.com", "age": 40, "name": "M"}"#;
+    assert_eq!(post_json(&addr, "/users", body).0, 201);
+    // Every metric has a sample: requests, enqueues, finished attempts.
+    server.wait_for("job completed", 2, DEADLINE);
+    let (status, metrics) = http(&addr, "GET /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!(status, 200);
+    for name in [
+        "http_requests_total",
+        "http_request_duration_seconds",
+        "jobs_enqueued_total",
+        "jobs_queue_depth",
+        "jobs_processed_total",
+        "job_duration_seconds",
+    ] {
+        assert!(
+            metrics.contains(&format!("# HELP {name} ")),
+            "{name} has no help: {metrics}"
+        );
+    }
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.signal("-TERM");
+    wait_all(vec![server], DEADLINE);
+}

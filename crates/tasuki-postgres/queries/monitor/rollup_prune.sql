@@ -1,0 +1,1 @@
+DELETE FROM job_rollup WHERE minute < $1
