@@ -137,8 +137,10 @@ pub(crate) async fn list(
     Extension(ValidQuery(query)): Extension<ValidQuery>,
 ) -> Result<Json<Page<Job>>, ApiError> {
     let (after, limit) = page(&query);
+    let newest_first = query.get("order").and_then(Value::as_str) == Some("newest");
     let filter = JobFilter {
-        after: Some(JobId(after)),
+        after: (after > 0 || !newest_first).then_some(JobId(after)),
+        newest_first,
         limit,
         ..job_filter(|name| query.get(name), "/query")?
     };

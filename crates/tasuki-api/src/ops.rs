@@ -1,6 +1,7 @@
 //! Operations: health, Prometheus metrics, the contract itself.
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
-use tasuki_core::JobStatus;
+use tasuki_core::{DEFAULT_QUEUE, QueueCounts};
 
 use crate::AppState;
 use crate::contract::OPENAPI_YAML;
@@ -53,7 +54,7 @@ fn describe() {
     );
     describe_gauge!(
         "jobs_queue_depth",
-        "Jobs in the queue by status, as of the last scrape."
+        "Jobs by queue and state (waiting, scheduled, running, failed, cancelled), as of the last scrape."
     );
     describe_counter!(
         "jobs_processed_total",
@@ -81,18 +82,22 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         tracing::warn!(error = ?error, "health: database ping failed");
         return unhealthy("database connection failed");
     }
-    match state.store.job_stats(state.clock.now()).await {
-        Ok(stats) => Json(json!({
-            "status": "healthy",
-            "database": "connected",
-            "jobs": {
-                "pending": stats.count(JobStatus::Pending),
-                "processing": stats.count(JobStatus::Processing),
-                "retry_pending": stats.count(JobStatus::RetryPending),
-                "failed": stats.count(JobStatus::Failed),
-            },
-        }))
-        .into_response(),
+    // Counted from the partial indexes, not the whole table: a load
+    // balancer may ask every second of a table of millions.
+    match state.store.queue_counts(state.clock.now()).await {
+        Ok(counts) => {
+            let sum = |f: fn(&QueueCounts) -> i64| counts.iter().map(f).sum::<i64>();
+            Json(json!({
+                "status": "healthy",
+                "database": "connected",
+                "jobs": {
+                    "pending": sum(|c| c.waiting + c.scheduled),
+                    "processing": sum(|c| c.running),
+                    "failed": sum(|c| c.failed),
+                },
+            }))
+            .into_response()
+        }
         Err(error) => {
             tracing::warn!(error = ?error, "health: job stats failed");
             unhealthy("job queue unavailable")
@@ -102,9 +107,32 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let handle = metrics_handle();
-    if let Ok(stats) = state.store.job_stats(state.clock.now()).await {
-        for (status, count) in &stats.by_status {
-            metrics::gauge!("jobs_queue_depth", "status" => status.as_str()).set(*count as f64);
+    // Queues seen before and gone from the counts (no live, failed or
+    // cancelled job left) read zero rather than their last value.
+    static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    if let Ok(mut counts) = state.store.queue_counts(state.clock.now()).await {
+        let mut seen = SEEN.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.insert(DEFAULT_QUEUE.to_owned());
+        for queue in seen.iter() {
+            if !counts.iter().any(|c| &c.queue == queue) {
+                counts.push(QueueCounts {
+                    queue: queue.clone(),
+                    ..QueueCounts::default()
+                });
+            }
+        }
+        seen.extend(counts.iter().map(|c| c.queue.clone()));
+        for c in counts {
+            for (state, n) in [
+                ("waiting", c.waiting),
+                ("scheduled", c.scheduled),
+                ("running", c.running),
+                ("failed", c.failed),
+                ("cancelled", c.cancelled),
+            ] {
+                metrics::gauge!("jobs_queue_depth", "queue" => c.queue.clone(), "state" => state)
+                    .set(n as f64);
+            }
         }
     }
     (

@@ -1,6 +1,6 @@
 //! The dashboard's reads on a big table: 1,000,000 jobs in four queues
-//! (85 % completed, 3 % failed, 1 % cancelled, 1 % running, 5 % due and 5 %
-//! scheduled), an hour of rollup minutes and eight workers; then every
+//! (85 % completed, 3 % failed, 2 % cancelled, 256 running, the rest (about
+//! 100,000) due or scheduled half and half), an hour of rollup minutes and eight workers; then every
 //! request the dashboard makes, one at a time against `tasuki serve`, with
 //! its latency percentiles.
 
@@ -34,6 +34,9 @@ pub(crate) struct DashboardArgs {
     /// Requests of each kind, after ten to warm up.
     #[arg(long, default_value_t = 200)]
     requests: usize,
+    /// Only the requests whose path starts with one of these (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// The aim: every request answers within this at the 99th percentile.
@@ -84,12 +87,15 @@ pub(crate) async fn run(args: DashboardArgs) -> anyhow::Result<()> {
             "/health".to_owned(),
             "/metrics".to_owned(),
         ];
+        let paths = paths.into_iter().filter(|p| {
+            args.only.is_empty() || args.only.iter().any(|o| p.starts_with(o.as_str()))
+        });
         println!(
             "  {:<42} {:>8} {:>8} {:>8}",
             "request", "p50 ms", "p99 ms", "max ms"
         );
         let mut worst: f64 = 0.0;
-        for path in &paths {
+        for path in paths {
             let mut ms = Vec::with_capacity(args.requests);
             for i in 0..args.requests + 10 {
                 let started = Instant::now();
@@ -140,19 +146,20 @@ async fn seed(url: &str, jobs: usize) -> anyhow::Result<i64> {
         store.job_insert_many(new_jobs).await?;
         inserted += chunk;
     }
+    // 256 running: ids 90..99 of each hundred up to 25,600.
     let statuses = "UPDATE job_queue SET
         status = CASE WHEN id % 100 < 85 THEN 'completed' WHEN id % 100 < 88 THEN 'failed'
-            WHEN id % 100 < 89 THEN 'cancelled' WHEN id % 100 < 90 THEN 'processing' ELSE status END,
-        attempt = CASE WHEN id % 100 < 90 THEN 1 ELSE 0 END,
-        lease_owner = CASE WHEN id % 100 < 90 THEN 'bench-worker' END,
+            WHEN id % 100 < 90 THEN 'cancelled' WHEN id <= 25600 THEN 'processing' ELSE status END,
+        attempt = CASE WHEN id % 100 < 90 OR id <= 25600 THEN 1 ELSE 0 END,
+        lease_owner = CASE WHEN id % 100 < 90 OR id <= 25600 THEN 'bench-worker' END,
         error_message = CASE WHEN id % 100 BETWEEN 85 AND 87 THEN 'boom' END";
     if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url).await?;
         sqlx::raw_sql(&format!(
             "{statuses},
-                started_at = CASE WHEN id % 100 < 90 THEN scheduled_at END,
-                completed_at = CASE WHEN id % 100 < 89 THEN scheduled_at END,
-                lease_expires_at = CASE WHEN id % 100 = 89 THEN scheduled_at + interval '1 day' END,
+                started_at = CASE WHEN id % 100 < 90 OR id <= 25600 THEN scheduled_at END,
+                completed_at = CASE WHEN id % 100 < 90 THEN scheduled_at END,
+                lease_expires_at = CASE WHEN id % 100 >= 90 AND id <= 25600 THEN scheduled_at + interval '1 day' END,
                 scheduled_at = CASE WHEN id % 100 >= 95 THEN scheduled_at + interval '1 hour' ELSE scheduled_at END;
              VACUUM ANALYZE job_queue"
         ))
@@ -163,9 +170,9 @@ async fn seed(url: &str, jobs: usize) -> anyhow::Result<i64> {
         conn.busy_timeout(Duration::from_secs(60))?;
         conn.execute_batch(&format!(
             "{statuses},
-                started_at = CASE WHEN id % 100 < 90 THEN scheduled_at END,
-                completed_at = CASE WHEN id % 100 < 89 THEN scheduled_at END,
-                lease_expires_at = CASE WHEN id % 100 = 89 THEN scheduled_at + 86400000000 END,
+                started_at = CASE WHEN id % 100 < 90 OR id <= 25600 THEN scheduled_at END,
+                completed_at = CASE WHEN id % 100 < 90 THEN scheduled_at END,
+                lease_expires_at = CASE WHEN id % 100 >= 90 AND id <= 25600 THEN scheduled_at + 86400000000 END,
                 scheduled_at = CASE WHEN id % 100 >= 95 THEN scheduled_at + 3600000000 ELSE scheduled_at END;
              ANALYZE"
         ))?;

@@ -7,7 +7,7 @@ use tasuki_core::{
     Completion, Failure, JobFilter, JobId, JobStatus, LeaderParams, NewJob, Store, StoreError,
 };
 
-use crate::{T0, at, claim, insert_ids, noop, secs};
+use crate::{T0, at, claim, ids, insert_ids, noop, secs};
 
 pub async fn cancel_pending_and_scheduled_only(store: Arc<dyn Store>) {
     let pending = store.job_insert(noop(T0)).await.unwrap().job.id;
@@ -113,13 +113,34 @@ pub async fn get_and_list_with_filters_and_cursor(store: Arc<dyn Store>) {
     let page3 = store
         .job_list(JobFilter {
             after: page2.next_after.map(JobId),
-            ..noops
+            ..noops.clone()
         })
         .await
         .unwrap();
     let listed: Vec<_> = [page1.items, page2.items, page3.items].concat();
     assert_eq!(listed.len(), 5);
     assert!(listed.iter().all(|j| j.job_type == "noop"));
+
+    // Newest first, page by page, is the same jobs the other way round.
+    let newest = JobFilter {
+        newest_first: true,
+        ..noops
+    };
+    let mut pages = vec![store.job_list(newest.clone()).await.unwrap()];
+    while let Some(cursor) = pages.last().unwrap().next_after {
+        let after = Some(JobId(cursor));
+        pages.push(
+            store
+                .job_list(JobFilter {
+                    after,
+                    ..newest.clone()
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    let backwards: Vec<_> = pages.into_iter().flat_map(|p| p.items).rev().collect();
+    assert_eq!(ids(&backwards), ids(&listed));
 
     let processing = JobFilter {
         status: Some(JobStatus::Processing),

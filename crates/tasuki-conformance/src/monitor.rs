@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use tasuki_core::{
-    Completion, Failure, JobStatus, Metric, NewJob, QueueChange, RollupCount, Store, StoreError,
-    Timestamp, WorkerInfo, WorkerQueue, minute_of,
+    BucketCount, Completion, Failure, JobStatus, Metric, NewJob, QueueChange, RollupCount, Store,
+    StoreError, Timestamp, WorkerInfo, WorkerQueue, minute_of,
 };
 
 use crate::{LEASE, T0, at, claim, insert_ids, noop, secs};
@@ -71,6 +71,15 @@ fn count(minute: u64, queue: &str, metric: Metric, bucket: i32, count: i64) -> R
     }
 }
 
+fn summed(minute: u64, metric: Metric, bucket: i32, count: i64) -> BucketCount {
+    BucketCount {
+        minute: minute_of(at(secs(minute * 60))),
+        metric,
+        bucket,
+        count,
+    }
+}
+
 pub async fn rollup_counts_add_up_and_age_out(store: Arc<dyn Store>) {
     let first = vec![
         count(0, "a", Metric::Run, 10, 5),
@@ -81,6 +90,7 @@ pub async fn rollup_counts_add_up_and_age_out(store: Arc<dyn Store>) {
     store
         .rollup_add(vec![
             count(0, "a", Metric::Run, 10, 2),
+            count(0, "b", Metric::Run, 10, 1),
             count(2, "a", Metric::Run, 11, 4),
         ])
         .await
@@ -89,18 +99,18 @@ pub async fn rollup_counts_add_up_and_age_out(store: Arc<dyn Store>) {
     assert_eq!(
         store.rollup_since(T0).await.unwrap(),
         [
-            count(0, "a", Metric::Run, 10, 7),
-            count(0, "a", Metric::Wait, 3, 5),
-            count(1, "b", Metric::Failed, 12, 1),
-            count(2, "a", Metric::Run, 11, 4),
+            summed(0, Metric::Run, 10, 8),
+            summed(0, Metric::Wait, 3, 5),
+            summed(1, Metric::Failed, 12, 1),
+            summed(2, Metric::Run, 11, 4),
         ],
-        "counts of one key add up"
+        "counts of one key add up, and are summed over queues"
     );
     assert_eq!(store.rollup_since(at(secs(60))).await.unwrap().len(), 2);
-    assert_eq!(store.rollup_prune(at(secs(120))).await.unwrap(), 3);
+    assert_eq!(store.rollup_prune(at(secs(120))).await.unwrap(), 4);
     assert_eq!(
         store.rollup_since(T0).await.unwrap(),
-        [count(2, "a", Metric::Run, 11, 4)]
+        [summed(2, Metric::Run, 11, 4)]
     );
 }
 

@@ -22,8 +22,8 @@ pub use job::{
     ParseStatusError, ScheduleError, Unique, UniqueBy, UniqueStates, due_at, is_queue_name,
 };
 pub use monitor::{
-    Metric, MinuteStats, MonitorStore, QueueCounts, Rollup, RollupCount, WORKER_FORGOTTEN_AFTER,
-    WorkerInfo, WorkerQueue, bucket_of, minute_of, minutes,
+    BucketCount, Metric, MinuteStats, MonitorStore, QueueCounts, Rollup, RollupCount,
+    WORKER_FORGOTTEN_AFTER, WorkerInfo, WorkerQueue, bucket_of, minute_of, minutes,
 };
 pub use queue::{QueueChange, QueueInfo, QueueSettings, QueueStore, RateLimit};
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};

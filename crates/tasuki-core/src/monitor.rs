@@ -91,6 +91,15 @@ pub struct RollupCount {
 
 const MINUTE_MICROS: i64 = 60_000_000;
 
+/// A rollup count summed over every queue, as charts read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketCount {
+    pub minute: Timestamp,
+    pub metric: Metric,
+    pub bucket: i32,
+    pub count: i64,
+}
+
 /// The start of the minute `at` is in.
 pub fn minute_of(at: Timestamp) -> Timestamp {
     Timestamp::from_micros(at.as_micros().div_euclid(MINUTE_MICROS) * MINUTE_MICROS)
@@ -107,11 +116,11 @@ pub(crate) fn bucket_ms(bucket: i32) -> f64 {
     2f64.powf((f64::from(bucket) + 0.5) / 4.0) / 1000.0
 }
 
-/// Attempts recorded in this process and not yet written, summed by minute,
-/// queue, metric and bucket: a second's attempts become a few rows.
+/// Attempts recorded in this process and not yet written, summed by queue,
+/// minute, metric and bucket: a second's attempts become a few rows.
 #[derive(Debug, Default)]
 pub struct Rollup {
-    counts: BTreeMap<(Timestamp, String, Metric, i32), i64>,
+    by_queue: BTreeMap<String, BTreeMap<(Timestamp, Metric, i32), i64>>,
 }
 
 impl Rollup {
@@ -124,6 +133,10 @@ impl Rollup {
         waited: Duration,
         ran: Duration,
     ) {
+        let counts = match self.by_queue.get_mut(queue) {
+            Some(counts) => counts,
+            None => self.by_queue.entry(queue.to_owned()).or_default(),
+        };
         let minute = minute_of(at);
         let run = if completed {
             Metric::Run
@@ -131,38 +144,45 @@ impl Rollup {
             Metric::Failed
         };
         for (metric, d) in [(Metric::Wait, waited), (run, ran)] {
-            *self
-                .counts
-                .entry((minute, queue.to_owned(), metric, bucket_of(d)))
-                .or_default() += 1;
+            *counts.entry((minute, metric, bucket_of(d))).or_default() += 1;
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.by_queue.is_empty()
     }
 
-    /// The counts so far, in key order (the order writers lock rows in),
-    /// leaving the rollup empty.
+    /// The counts so far, sorted by minute, queue, metric and bucket (the
+    /// order writers lock rows in), leaving the rollup empty.
     pub fn take(&mut self) -> Vec<RollupCount> {
-        std::mem::take(&mut self.counts)
+        let mut counts: Vec<RollupCount> = std::mem::take(&mut self.by_queue)
             .into_iter()
-            .map(|((minute, queue, metric, bucket), count)| RollupCount {
-                minute,
-                queue,
-                metric,
-                bucket,
-                count,
+            .flat_map(|(queue, counts)| {
+                counts
+                    .into_iter()
+                    .map(move |((minute, metric, bucket), count)| RollupCount {
+                        minute,
+                        queue: queue.clone(),
+                        metric,
+                        bucket,
+                        count,
+                    })
             })
-            .collect()
+            .collect();
+        counts.sort_by(|a, b| {
+            (a.minute, &a.queue, a.metric, a.bucket).cmp(&(b.minute, &b.queue, b.metric, b.bucket))
+        });
+        counts
     }
 
     /// Puts counts back (after a write that failed), to be written next time.
     pub fn restore(&mut self, counts: Vec<RollupCount>) {
         for c in counts {
             *self
-                .counts
-                .entry((c.minute, c.queue, c.metric, c.bucket))
+                .by_queue
+                .entry(c.queue)
+                .or_default()
+                .entry((c.minute, c.metric, c.bucket))
                 .or_default() += c.count;
         }
     }
@@ -180,9 +200,9 @@ pub struct MinuteStats {
     pub run_p95_ms: f64,
 }
 
-/// Sums counts over queues into minutes, oldest first, with the wait and
-/// run times' percentiles (run times of completed and failed attempts).
-pub fn minutes(counts: &[RollupCount]) -> Vec<MinuteStats> {
+/// Minutes, oldest first, with the wait and run times' percentiles (run
+/// times of completed and failed attempts).
+pub fn minutes(counts: &[BucketCount]) -> Vec<MinuteStats> {
     let mut by_minute: BTreeMap<Timestamp, [BTreeMap<i32, i64>; 3]> = BTreeMap::new();
     for c in counts {
         let hists = by_minute.entry(c.minute).or_default();
@@ -237,8 +257,9 @@ pub trait MonitorStore: Send + Sync {
     async fn worker_list(&self, since: Timestamp) -> StoreResult<Vec<WorkerInfo>>;
     /// Adds counts to the rollup.
     async fn rollup_add(&self, counts: Vec<RollupCount>) -> StoreResult<()>;
-    /// The rollup's counts of the minutes from `since` on.
-    async fn rollup_since(&self, since: Timestamp) -> StoreResult<Vec<RollupCount>>;
+    /// The rollup's counts of the minutes from `since` on, summed over
+    /// queues, by minute, metric and bucket.
+    async fn rollup_since(&self, since: Timestamp) -> StoreResult<Vec<BucketCount>>;
     /// Deletes the rollup's minutes before `before`; returns how many rows.
     async fn rollup_prune(&self, before: Timestamp) -> StoreResult<u64>;
     /// Every queue with jobs that are live, failed or cancelled, or with
@@ -281,7 +302,16 @@ mod tests {
             Duration::ZERO,
             Duration::ZERO,
         );
-        let counts = rollup.take();
+        let counts: Vec<BucketCount> = rollup
+            .take()
+            .into_iter()
+            .map(|c| BucketCount {
+                minute: c.minute,
+                metric: c.metric,
+                bucket: c.bucket,
+                count: c.count,
+            })
+            .collect();
         assert!(rollup.is_empty());
         let stats = minutes(&counts);
         assert_eq!(stats.len(), 2);

@@ -90,8 +90,10 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     pub job_type: Option<String>,
     pub queue: Option<String>,
-    /// Only jobs with an id greater than this (id-cursor pagination).
+    /// Only jobs past this id in the list's order (id-cursor pagination).
     pub after: Option<JobId>,
+    /// Newest first (ids descending) instead of oldest first.
+    pub newest_first: bool,
     pub limit: u32,
 }
 

@@ -475,19 +475,32 @@ impl JobStore for PgStore {
 
     async fn job_list(&self, filter: JobFilter) -> StoreResult<Page<Job>> {
         let status = filter.status.map(JobStatus::as_str);
-        let after = filter.after.map_or(0, |id| id.0);
         let limit = filter.limit.max(1);
-        let rows = sqlx::query_file_as!(
-            JobRow,
-            "queries/job/list.sql",
-            status,
-            filter.job_type,
-            after,
-            i64::from(limit),
-            filter.queue
-        )
-        .fetch_all(&self.pool)
-        .await
+        let rows = if filter.newest_first {
+            sqlx::query_file_as!(
+                JobRow,
+                "queries/job/list_newest.sql",
+                status,
+                filter.job_type,
+                filter.after.map_or(i64::MAX, |id| id.0),
+                i64::from(limit),
+                filter.queue
+            )
+            .fetch_all(&self.pool)
+            .await
+        } else {
+            sqlx::query_file_as!(
+                JobRow,
+                "queries/job/list.sql",
+                status,
+                filter.job_type,
+                filter.after.map_or(0, |id| id.0),
+                i64::from(limit),
+                filter.queue
+            )
+            .fetch_all(&self.pool)
+            .await
+        }
         .map_err(db_error)?;
         Ok(Page::of(jobs(rows)?, limit, |j| j.id.0))
     }

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use tasuki_core::{
-    Metric, MonitorStore, QueueCounts, RollupCount, StoreResult, Timestamp, WORKER_FORGOTTEN_AFTER,
-    WorkerInfo,
+    BucketCount, Metric, MonitorStore, QueueCounts, RollupCount, StoreResult, Timestamp,
+    WORKER_FORGOTTEN_AFTER, WorkerInfo,
 };
 
 use crate::PgStore;
@@ -95,18 +95,17 @@ impl MonitorStore for PgStore {
         Ok(())
     }
 
-    async fn rollup_since(&self, since: Timestamp) -> StoreResult<Vec<RollupCount>> {
+    async fn rollup_since(&self, since: Timestamp) -> StoreResult<Vec<BucketCount>> {
         let rows = sqlx::query_file!("queries/monitor/rollup_since.sql", since.to_datetime())
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
         rows.into_iter()
             .map(|row| {
-                Ok(RollupCount {
+                Ok(BucketCount {
                     minute: row.minute.into(),
                     metric: Metric::parse(&row.metric)
                         .ok_or_else(|| corrupt("rollup metric", &row.metric))?,
-                    queue: row.queue,
                     bucket: row.bucket,
                     count: row.count,
                 })

@@ -372,13 +372,19 @@ impl JobStore for SqliteStore {
 
     async fn job_list(&self, filter: JobFilter) -> StoreResult<Page<Job>> {
         let status = filter.status.map(JobStatus::as_str);
-        let after = filter.after.map_or(0, |id| id.0);
+        let (query, after) = match filter.newest_first {
+            false => (&queries::JOB_LIST, filter.after.map_or(0, |id| id.0)),
+            true => (
+                &queries::JOB_LIST_NEWEST,
+                filter.after.map_or(i64::MAX, |id| id.0),
+            ),
+        };
         let limit = filter.limit.max(1);
         let (job_type, queue) = (filter.job_type, filter.queue);
         let jobs = self
             .readers
             .read(move |conn| {
-                let mut statement = conn.prepare_cached(queries::JOB_LIST.sql)?;
+                let mut statement = conn.prepare_cached(query.sql)?;
                 rows::all(
                     statement.query((status, job_type, after, limit, queue))?,
                     rows::job,

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use rusqlite::Row;
 use tasuki_core::{
-    Metric, MonitorStore, QueueCounts, RollupCount, StoreResult, Timestamp, WORKER_FORGOTTEN_AFTER,
-    WorkerInfo,
+    BucketCount, Metric, MonitorStore, QueueCounts, RollupCount, StoreResult, Timestamp,
+    WORKER_FORGOTTEN_AFTER, WorkerInfo,
 };
 
 use crate::SqliteStore;
@@ -27,14 +27,13 @@ fn worker(row: &Row<'_>) -> Result<WorkerInfo, Error> {
     })
 }
 
-fn rollup_count(row: &Row<'_>) -> Result<RollupCount, Error> {
-    let metric: String = row.get(2)?;
-    Ok(RollupCount {
+fn bucket_count(row: &Row<'_>) -> Result<BucketCount, Error> {
+    let metric: String = row.get(1)?;
+    Ok(BucketCount {
         minute: Timestamp::from_micros(row.get(0)?),
-        queue: row.get(1)?,
         metric: Metric::parse(&metric).ok_or_else(|| corrupt("rollup metric", &metric))?,
-        bucket: row.get(3)?,
-        count: row.get(4)?,
+        bucket: row.get(2)?,
+        count: row.get(3)?,
     })
 }
 
@@ -116,11 +115,11 @@ impl MonitorStore for SqliteStore {
             .await
     }
 
-    async fn rollup_since(&self, since: Timestamp) -> StoreResult<Vec<RollupCount>> {
+    async fn rollup_since(&self, since: Timestamp) -> StoreResult<Vec<BucketCount>> {
         self.readers
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(queries::MONITOR_ROLLUP_SINCE.sql)?;
-                rows::all(statement.query([since.as_micros()])?, rollup_count)
+                rows::all(statement.query([since.as_micros()])?, bucket_count)
             })
             .await
     }

@@ -103,6 +103,7 @@ crate::queries! {
     JOB_DELETE_MANY = "job/delete_many.sql" => &["id"];
     JOB_GET = "job/get.sql" => JOB;
     JOB_LIST = "job/list.sql" => JOB;
+    JOB_LIST_NEWEST = "job/list_newest.sql" => JOB;
     JOB_STATS = "job/stats.sql" => &["job_type", "status", "count"];
     JOB_OLDEST_READY = "job/oldest_ready.sql" => &["oldest"];
     JOB_NEXT_SCHEDULED = "job/next_scheduled.sql" => &["next"];
@@ -123,7 +124,7 @@ crate::queries! {
         &["id", "host", "pid", "queues", "slots", "running", "started_at", "heartbeat_at"];
     MONITOR_ROLLUP_ADD = "monitor/rollup_add.sql" => &[];
     MONITOR_ROLLUP_SINCE = "monitor/rollup_since.sql" =>
-        &["minute", "queue", "metric", "bucket", "count"];
+        &["minute", "metric", "bucket", "count"];
     MONITOR_ROLLUP_PRUNE = "monitor/rollup_prune.sql" => &[];
     MONITOR_QUEUE_COUNTS = "monitor/queue_counts.sql" =>
         &["queue", "waiting", "scheduled", "running", "failed", "cancelled"];

@@ -28,6 +28,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobsCommand) -> anyhow::Re
                 job_type: args.job_type,
                 queue: args.queue,
                 after: args.after.map(JobId),
+                newest_first: false,
                 limit: args.limit,
             };
             let page = open().await?.job_list(filter).await?;

@@ -41,7 +41,7 @@ async fn metrics_are_prometheus_text(engine: Engine) {
     for line in [
         r#"http_requests_total{method="POST",route="/users",status="201"}"#,
         r#"jobs_enqueued_total{job_type="user_created"}"#,
-        r#"jobs_queue_depth{status="pending"}"#,
+        r#"jobs_queue_depth{queue="default",state="waiting"}"#,
         r#"http_request_duration_seconds_bucket{method="POST",route="/users",le="0.005"}"#,
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");

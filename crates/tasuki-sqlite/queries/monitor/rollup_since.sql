@@ -1,4 +1,6 @@
-SELECT minute, queue, metric, bucket, count
+-- Summed over queues.
+SELECT minute, metric, bucket, sum(count) AS count
 FROM job_rollup
 WHERE minute >= ?1
-ORDER BY minute, queue, metric, bucket
+GROUP BY minute, metric, bucket
+ORDER BY minute, metric, bucket
