@@ -2,11 +2,14 @@
 //! validated at run time against `openapi.yaml`, errors as RFC 9457 problems, health and
 //! Prometheus metrics.
 //!
+//! Both routers also serve the dashboard at `/dashboard` (`dashboard.rs`).
+//!
 //! `router(state)` builds the app for in-process use; [`Application`] binds
 //! it (port 0 in tests), reports its address, and serves until shutdown.
 
 mod bulk;
 mod contract;
+mod dashboard;
 mod jobs;
 mod middleware;
 mod monitor;
@@ -46,7 +49,8 @@ pub struct ApiConfig {
     pub max_body: usize,
     /// The longest a request may take (`REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
-    /// When set, job-management operations need `Authorization: Bearer <token>`.
+    /// When set, job-management operations need `Authorization: Bearer <token>`
+    /// (or the dashboard's session signed in with it).
     pub admin_token: Option<String>,
 }
 
@@ -103,10 +107,8 @@ fn build(
         config.mode,
         config.max_body,
     )?);
-    let admin = Arc::new(middleware::Admin::new(
-        &contract,
-        config.admin_token.clone(),
-    ));
+    let session = Arc::new(dashboard::Session::new(config.admin_token.clone()));
+    let admin = Arc::new(middleware::Admin::new(&contract, Arc::clone(&session)));
     let mut routes: std::collections::HashMap<&str, MethodRouter<AppState>> =
         routes.into_iter().collect();
     let mut api = Router::new();
@@ -135,6 +137,9 @@ fn build(
             middleware::admin,
         ))
         .layer(axum::Extension(Arc::new(bulk::Bulks::default())))
+        // Not operations of the contract, so outside its validation; the
+        // page acts through the contract's operations.
+        .merge(dashboard::routes(&state, session))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state);

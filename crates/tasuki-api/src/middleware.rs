@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::ApiConfig;
 use crate::contract::Contract;
+use crate::dashboard::Session;
 use crate::problem::{ApiError, problem};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -72,23 +73,38 @@ async fn access_log(request: Request, next: Next) -> Response {
     response
 }
 
-/// The operations the contract marks with the `adminToken` scheme.
+/// The operations the contract marks with the `adminToken` scheme, and who
+/// may call them: the bearer of the token, or the dashboard's session.
 pub(crate) struct Admin {
-    token: Option<String>,
+    session: Arc<Session>,
     protected: HashSet<(Method, String)>,
 }
 
 impl Admin {
-    pub(crate) fn new(contract: &Contract, token: Option<String>) -> Self {
+    pub(crate) fn new(contract: &Contract, session: Arc<Session>) -> Self {
         let protected = contract
             .operations()
             .iter()
             .filter(|op| op.admin)
             .map(|op| (op.method.clone(), op.path.clone()))
             .collect();
-        Self {
-            token: token.filter(|t| !t.is_empty()),
-            protected,
+        Self { session, protected }
+    }
+
+    /// True when the request may call an admin operation: with
+    /// `Authorization: Bearer <token>`, or the dashboard's session cookie
+    /// beside its CSRF defence ([`Session::allows`]).
+    fn allows(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = self.session.token() else {
+            return true;
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(given) => constant_time_eq(given.as_bytes(), token.as_bytes()),
+            None => self.session.allows(headers),
         }
     }
 }
@@ -98,9 +114,6 @@ pub(crate) async fn admin(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(token) = &admin.token else {
-        return next.run(request).await;
-    };
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -109,13 +122,7 @@ pub(crate) async fn admin(
     if !protected {
         return next.run(request).await;
     }
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+    if admin.allows(request.headers()) {
         next.run(request).await
     } else {
         let mut response = ApiError::Unauthorized.into_response();
@@ -129,7 +136,7 @@ pub(crate) async fn admin(
 
 /// Compares without an early exit, so the time taken says nothing of where
 /// the first difference is (only whether the lengths differ).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -138,6 +145,66 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn admin(token: Option<&str>) -> Admin {
+        Admin {
+            session: Arc::new(Session::new(token.map(str::to_owned))),
+            protected: HashSet::new(),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
+    }
+
+    /// The cookie that signing in with `token` sets, as the browser sends it.
+    fn cookie(token: &str) -> String {
+        let session = Session::new(Some(token.to_owned()));
+        let value = session.cookie().unwrap();
+        format!("tasuki_session={value}")
+    }
+
+    #[test]
+    fn the_bearer_token_is_allowed_and_a_wrong_one_refused() {
+        let admin = admin(Some("secret"));
+        assert!(admin.allows(&headers(&[("authorization", "Bearer secret".into())])));
+        assert!(!admin.allows(&headers(&[("authorization", "Bearer nope".into())])));
+        assert!(!admin.allows(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_session_cookie_needs_the_csrf_header() {
+        let admin = admin(Some("secret"));
+        let cookie = cookie("secret");
+        assert!(!admin.allows(&headers(&[("cookie", cookie.clone())])));
+        assert!(admin.allows(&headers(&[
+            ("cookie", cookie.clone()),
+            ("x-tasuki-csrf", "1".into())
+        ])));
+        // A wrong cookie, with the header.
+        assert!(!admin.allows(&headers(&[
+            ("cookie", self::cookie("guess")),
+            ("x-tasuki-csrf", "1".into())
+        ])));
+        // A foreign origin, with the right cookie and the header.
+        assert!(!admin.allows(&headers(&[
+            ("cookie", cookie),
+            ("x-tasuki-csrf", "1".into()),
+            ("host", "127.0.0.1:8080".into()),
+            ("origin", "https://evil.example".into())
+        ])));
+    }
+
+    #[test]
+    fn without_a_token_everyone_is_allowed() {
+        assert!(admin(None).allows(&HeaderMap::new()));
+        assert!(admin(Some("")).allows(&HeaderMap::new()));
+    }
+
     #[test]
     fn constant_time_eq_compares() {
         assert!(super::constant_time_eq(b"secret", b"secret"));

@@ -2,6 +2,7 @@
 
 mod commands;
 mod crash;
+mod dashboard;
 mod helpers;
 mod multiprocess;
 mod multiprocess_postgres;
