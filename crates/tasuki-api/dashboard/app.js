@@ -16,7 +16,7 @@ const POLL_MS = 2000;
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   setAttrs(el, attrs);
-  el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   return el;
 }
 
@@ -24,7 +24,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 function s(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG, tag);
   setAttrs(el, attrs);
-  el.append(...children.flat().filter((c) => c !== null && c !== undefined));
+  el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined));
   return el;
 }
 
