@@ -114,7 +114,9 @@ after(async () => {
     const exited = new Promise((r) => { server.on('exit', (code, signal) => r({ code, signal })); });
     server.kill('SIGTERM');
     // Open event streams must not hold the shutdown up.
-    const result = await Promise.race([exited, new Promise((r) => { setTimeout(() => r(null), DEADLINE); })]);
+    let timer;
+    const result = await Promise.race([exited, new Promise((r) => { timer = setTimeout(() => r(null), DEADLINE); })]);
+    clearTimeout(timer);
     if (!result) server.kill('SIGKILL');
     assert.deepEqual(result, { code: 0, signal: null }, `tasuki run stops on SIGTERM:\n${log.slice(-40).join('\n')}`);
   }
@@ -235,6 +237,27 @@ test('an action without the token is refused', async () => {
   assert.equal(wrong.status(), 401);
 });
 
+test('a bulk retry of every failed job of a queue shows its progress to the end', async () => {
+  const ids = [];
+  for (let i = 0; i < 3; i += 1) {
+    const job = await call('POST', '/jobs', { job_type: 'probe', payload: { fail_attempts: 1 }, max_retries: 0, queue: 'bulk' });
+    assert.equal(job.status, 201, JSON.stringify(job.body));
+    ids.push(job.body.id);
+  }
+  const statuses = async () => Promise.all(ids.map(async (id) => (await call('GET', `/jobs/${id}`)).body.status));
+  await waitUntil('the jobs fail', async () => (await statuses()).every((st) => st === 'failed'));
+  const page = await signedIn.newPage();
+  await page.goto(`${base}/dashboard#/jobs?status=failed&queue=bulk`);
+  await signIn(page);
+  await page.getByLabel('Action').selectOption('retry');
+  await page.getByTestId('bulk-start').click();
+  await page.getByTestId('bulk-confirm').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=bulk-status]')?.dataset.finished === 'true', null, { timeout: DEADLINE });
+  assert.match(await page.getByTestId('bulk-status').textContent(), /looked at 3 jobs, retried 3/);
+  await waitUntil('the retried jobs complete', async () => (await statuses()).every((st) => st === 'completed'));
+  await page.close();
+});
+
 test('the schedules and workers screens', async () => {
   const page = await signedIn.newPage();
   await page.goto(`${base}/dashboard#/schedules`);
@@ -242,8 +265,12 @@ test('the schedules and workers screens', async () => {
   await page.locator('[data-schedule="heartbeat-probe"] a[href^="#/jobs/"]').first().waitFor({ timeout: DEADLINE });
   await shot(page, 'schedules');
   await page.goto(`${base}/dashboard#/workers`);
-  await loaded(page);
+  await page.locator('[data-testid=workers-table] tr[data-worker]').first().waitFor({ timeout: DEADLINE });
   await shot(page, 'workers');
+  // The overview once every scenario ran, for the README.
+  await page.goto(`${base}/dashboard`);
+  await page.locator('[data-testid=chart-throughput]').waitFor({ timeout: DEADLINE });
+  await shot(page, 'overview-later');
   // Keyboard: the nav's links are reachable and go where they say.
   await page.getByRole('link', { name: 'Jobs', exact: true }).focus();
   await page.keyboard.press('Enter');

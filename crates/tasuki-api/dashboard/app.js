@@ -254,7 +254,7 @@ function charts(minutes) {
   const completed = pick('completed'); const failed = pick('failed');
   const sum = (xs) => xs.reduce((a, b) => a + (b ?? 0), 0);
   const last = (xs) => [...xs].reverse().find((v) => v !== null) ?? null;
-  const count = (v) => String(Math.round(v));
+  const count = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
   return h('div', { class: 'charts' },
     chart({
       id: 'chart-throughput', title: 'Throughput (jobs a minute)', kind: 'bar', slots, format: count,
@@ -597,7 +597,7 @@ const screens = {
         return h('tr', { 'data-worker': w.id },
           h('td', {}, h('code', { text: w.id })),
           h('td', { class: 'hide-narrow', text: `${w.host} · pid ${w.pid}` }),
-          h('td', { text: (w.queues ?? []).map((q) => `${q.name} (${q.slots})`).join(', ') || 'every queue' }),
+          h('td', { text: (w.queues ?? []).map((q) => `${q.name === '*' ? 'every queue' : q.name} (${q.slots})`).join(', ') || 'every queue' }),
           h('td', { class: 'num', 'data-testid': `worker-busy-${w.id}` }, `${w.running} of ${w.slots}`),
           h('td', { class: 'hide-narrow' }, time(w.started_at)),
           h('td', {}, h('span', { title: w.heartbeat_at, text: ago(w.heartbeat_at) }), stale ? [' ', badge('failed', 'stale')] : null));

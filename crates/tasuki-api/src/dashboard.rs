@@ -279,9 +279,7 @@ async fn sign_out(headers: HeaderMap) -> Result<Response, ApiError> {
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static(
-            "tasuki_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
-        ),
+        HeaderValue::from_static("tasuki_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
     );
     Ok(response)
 }
@@ -296,9 +294,7 @@ fn no_store(mut response: Response) -> Response {
 /// A `change` event each time the store may have changed, at most one per
 /// `EVENT_GAP`, and a comment at least every `KEEP_ALIVE`; the stream ends
 /// when the process shuts down, so that it does not hold the shutdown up.
-async fn events(
-    State(d): State<Dashboard>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn events(State(d): State<Dashboard>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let receiver = d.changes.subscribe();
     let stream = futures_util::stream::unfold(
         (receiver, d.shutdown, true),

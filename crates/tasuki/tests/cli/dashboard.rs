@@ -41,7 +41,11 @@ fn the_dashboard_works_in_a_real_browser() {
     let screens = std::env::var_os("DASHBOARD_SCREENS")
         .map_or_else(|| root.join("target/dashboard-screens"), PathBuf::from);
     let output = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "browser/dashboard.test.mjs"])
+        .args([
+            "--test",
+            "--test-reporter=spec",
+            "browser/dashboard.test.mjs",
+        ])
         .current_dir(&root)
         .env("TASUKI_BIN", env!("CARGO_BIN_EXE_tasuki"))
         .env("CHROMIUM", CHROMIUM)
@@ -53,6 +57,9 @@ fn the_dashboard_works_in_a_real_browser() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "the browser tests failed:\n{report}");
+    assert!(
+        output.status.success(),
+        "the browser tests failed:\n{report}"
+    );
     eprintln!("{report}\nscreenshots in {}", screens.display());
 }
