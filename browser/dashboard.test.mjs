@@ -21,26 +21,26 @@ const DEADLINE = 30_000;
 const SCREENS = resolve(process.env.DASHBOARD_SCREENS ?? 'target/dashboard-screens');
 const BIN = process.env.TASUKI_BIN;
 
-let server; let base; let browser; let signedIn; let dir;
+let base; let browser; let signedIn; let dir;
+const servers = [];
 const log = [];
 
 /** Starts `tasuki run` on port 0; resolves with its address from the "listening" log line. */
-function startServer() {
-  dir = mkdtempSync(join(tmpdir(), 'tasuki-dashboard-'));
+function startServer({ token = TOKEN, name = 'tasuki' } = {}) {
+  dir ??= mkdtempSync(join(tmpdir(), 'tasuki-dashboard-'));
   const schedules = join(dir, 'schedules.toml');
   writeFileSync(schedules, '[schedules.heartbeat-probe]\ncron = "*/5 * * * * *"\njob_type = "probe"\n');
-  server = spawn(BIN, ['run'], {
-    env: {
-      PATH: process.env.PATH,
-      DATABASE_URL: `sqlite://${join(dir, 'tasuki.db')}`,
-      PORT: '0',
-      LOG_FORMAT: 'json',
-      LOG_LEVEL: 'info',
-      ADMIN_TOKEN: TOKEN,
-      SCHEDULES_FILE: schedules,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const env = {
+    PATH: process.env.PATH,
+    DATABASE_URL: `sqlite://${join(dir, `${name}.db`)}`,
+    PORT: '0',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'info',
+    SCHEDULES_FILE: schedules,
+  };
+  if (token) env.ADMIN_TOKEN = token;
+  const server = spawn(BIN, ['run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  servers.push(server);
   server.stderr.on('data', (chunk) => log.push(String(chunk)));
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "listening" line within ${DEADLINE} ms:\n${log.join('\n')}`)), DEADLINE);
@@ -54,7 +54,7 @@ function startServer() {
       const addr = entry.addr ?? entry.fields?.addr;
       if (message === 'listening' && addr) {
         clearTimeout(timer);
-        resolvePromise(`http://${addr}`);
+        resolvePromise({ server, url: `http://${addr}` });
       }
     });
   });
@@ -82,6 +82,13 @@ async function call(method, path, body, token = TOKEN) {
 }
 
 async function shot(page, name) {
+  // No value leaks into the page unformatted (JSON shown as JSON aside).
+  const text = await page.evaluate(() => {
+    const copy = document.body.cloneNode(true);
+    for (const pre of copy.querySelectorAll('pre')) pre.remove();
+    return copy.textContent;
+  });
+  assert.doesNotMatch(text, /\bnull\b|\bundefined\b|\[object |NaN/, `${name}: ${text}`);
   await page.screenshot({ path: join(SCREENS, `${name}.png`), fullPage: true });
 }
 
@@ -103,24 +110,33 @@ async function signIn(page) {
 before(async () => {
   assert.ok(BIN, 'TASUKI_BIN names the tasuki binary');
   mkdirSync(SCREENS, { recursive: true });
-  base = await startServer();
+  base = (await startServer()).url;
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium' });
   signedIn = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 });
 
+/** Stops a server with SIGTERM; it must exit 0 within the deadline. */
+async function stop(server) {
+  if (server.exitCode !== null) return;
+  const exited = new Promise((r) => { server.on('exit', (code, signal) => r({ code, signal })); });
+  server.kill('SIGTERM');
+  let timer;
+  const result = await Promise.race([exited, new Promise((r) => { timer = setTimeout(() => r(null), DEADLINE); })]);
+  clearTimeout(timer);
+  if (!result) server.kill('SIGKILL');
+  assert.deepEqual(result, { code: 0, signal: null }, `tasuki run stops on SIGTERM:\n${log.slice(-40).join('\n')}`);
+}
+
 after(async () => {
-  await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => { server.on('exit', (code, signal) => r({ code, signal })); });
-    server.kill('SIGTERM');
-    // Open event streams must not hold the shutdown up.
-    let timer;
-    const result = await Promise.race([exited, new Promise((r) => { timer = setTimeout(() => r(null), DEADLINE); })]);
-    clearTimeout(timer);
-    if (!result) server.kill('SIGKILL');
-    assert.deepEqual(result, { code: 0, signal: null }, `tasuki run stops on SIGTERM:\n${log.slice(-40).join('\n')}`);
+  try {
+    // Stopped while the pages' event streams are still open: the streams
+    // must not hold the shutdown up.
+    for (const server of servers) await stop(server);
+  } finally {
+    await browser?.close();
+    for (const server of servers) if (server.exitCode === null) server.kill('SIGKILL');
+    if (dir) rmSync(dir, { recursive: true, force: true });
   }
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('signups through the API change the overview\'s counts without a reload', async () => {
@@ -258,6 +274,29 @@ test('a bulk retry of every failed job of a queue shows its progress to the end'
   await page.close();
 });
 
+test('without the event stream the page polls, and still updates', async () => {
+  const page = await signedIn.newPage();
+  await page.route('**/dashboard/events', (route) => route.abort());
+  await page.goto(`${base}/dashboard`);
+  await page.waitForFunction(() => document.getElementById('live').dataset.mode === 'poll', null, { timeout: DEADLINE });
+  const before = Number(await page.getByTestId('count-completed').textContent());
+  const created = await call('POST', '/jobs', { job_type: 'probe', payload: {} });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  await page.waitForFunction((min) => Number(document.querySelector('[data-testid=count-completed]').textContent) >= min,
+    before + 1, { timeout: DEADLINE });
+  // A page left open over the end of the run (see `after`).
+});
+
+test('without ADMIN_TOKEN the page says that actions are open', async () => {
+  const { url } = await startServer({ token: null, name: 'open' });
+  const page = await browser.newPage();
+  await page.goto(`${url}/dashboard`);
+  await page.getByTestId('actions-open').waitFor({ state: 'visible', timeout: DEADLINE });
+  assert.match(await page.getByTestId('actions-open').textContent(), /Actions are open: ADMIN_TOKEN is not set/);
+  assert.equal(await page.getByTestId('sign-in').isHidden(), true);
+  await page.close();
+});
+
 test('the schedules and workers screens', async () => {
   const page = await signedIn.newPage();
   await page.goto(`${base}/dashboard#/schedules`);
@@ -275,5 +314,6 @@ test('the schedules and workers screens', async () => {
   await page.getByRole('link', { name: 'Jobs', exact: true }).focus();
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.body.dataset.screen === 'jobs', null, { timeout: DEADLINE });
-  await page.close();
+  // Left open, on its event stream, over the end of the run (see `after`).
+  await page.waitForFunction(() => document.getElementById('live').dataset.mode === 'on', null, { timeout: DEADLINE });
 });

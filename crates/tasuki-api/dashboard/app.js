@@ -28,6 +28,11 @@ function s(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replaces an element's children, leaving out null, undefined and false. */
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 function setAttrs(el, attrs) {
   for (const [k, v] of Object.entries(attrs)) {
     if (v === null || v === undefined || v === false) continue;
@@ -107,7 +112,7 @@ let flashTimer = null;
 function flash(message, kind = 'ok', action = null) {
   const el = flashEl();
   clearTimeout(flashTimer);
-  el.replaceChildren(...[h('span', { text: message }), action ? ' ' : null, action].filter(Boolean));
+  fill(el, h('span', { text: message }), action ? ' ' : null, action);
   el.className = `flash ${kind}`;
   el.dataset.kind = kind;
   el.hidden = false;
@@ -330,7 +335,7 @@ const screens = {
             h('td', {}, q.paused ? badge('paused', 'paused') : badge('active', 'active')))),
           'No queue has jobs.', 'overview-queues');
       const oldest = stats.oldest_ready_age_ms;
-      this.body.replaceChildren(
+      fill(this.body,
         h('h2', { class: 'visually-hidden', text: 'Jobs by state' }), cards,
         h('p', { class: 'muted', 'data-testid': 'oldest-ready' }, oldest === null ? 'No job is waiting.' : `The oldest due job has waited ${fmtMs(oldest)}.`),
         h('h2', { text: 'Last hour' }),
@@ -385,11 +390,11 @@ const screens = {
         h('td', {}, badge(j.status)), h('td', { class: 'num hide-narrow', text: String(j.attempt) }),
         h('td', { class: 'hide-narrow' }, time(j.created_at)),
         h('td', { class: 'err', text: j.error_message ?? '' })));
-      this.list.replaceChildren(table(['Id', 'Type', { text: 'Queue', class: 'hide-narrow' }, 'State', { text: 'Attempt', class: 'num hide-narrow' }, { text: 'Created', class: 'hide-narrow' }, 'Error'],
+      fill(this.list, table(['Id', 'Type', { text: 'Queue', class: 'hide-narrow' }, 'State', { text: 'Attempt', class: 'num hide-narrow' }, { text: 'Created', class: 'hide-narrow' }, 'Error'],
         rows, 'No job matches.', 'jobs-table'));
       const base = new URLSearchParams(this.filters());
       const next = page.next_after === null ? null : new URLSearchParams({ ...this.filters(), after: String(page.next_after) });
-      this.pager.replaceChildren(
+      fill(this.pager,
         this.params.get('after') ? h('a', { class: 'button', href: `#/jobs${base.size ? `?${base}` : ''}`, text: 'First page' }) : null,
         next ? h('a', { class: 'button', href: `#/jobs?${next}`, 'data-testid': 'next-page', text: 'Next page' }) : null,
         h('span', { class: 'muted', text: `${page.items.length} shown, oldest first` }));
@@ -411,7 +416,7 @@ const screens = {
           e.preventDefault();
           const verb = action.value;
           const yes = h('button', { type: 'button', class: verb === 'retry' ? 'primary' : 'danger', 'data-testid': 'bulk-confirm', text: `Yes, ${verb} them`, onclick: () => this.runBulk(verb, progress, confirmBox) });
-          confirmBox.replaceChildren(h('p', { text: `${verb[0].toUpperCase()}${verb.slice(1)} ${describe()}?${verb === 'delete' ? ' Deleted jobs are gone for good.' : ''}` }),
+          fill(confirmBox, h('p', { text: `${verb[0].toUpperCase()}${verb.slice(1)} ${describe()}?${verb === 'delete' ? ' Deleted jobs are gone for good.' : ''}` }),
             yes, h('button', { type: 'button', text: 'No, keep them', onclick: () => { confirmBox.hidden = true; start.focus(); } }));
           confirmBox.hidden = false;
           yes.focus();
@@ -427,9 +432,9 @@ const screens = {
       confirmBox.hidden = true;
       const bar = h('progress', { 'aria-label': 'Bulk action progress' });
       const text = h('p', { text: 'Starting…' });
-      progress.replaceChildren(bar, text);
+      fill(progress, bar, text);
       let job = await act(`${verb} jobs in bulk`, () => api('/jobs/bulk', { method: 'POST', body: { action: verb, ...this.filters() } }));
-      if (!job) { progress.replaceChildren(); return; }
+      if (!job) { fill(progress); return; }
       const deadline = Date.now() + 10 * 60 * 1000;
       while (!job.finished && Date.now() < deadline) {
         text.textContent = `Working: looked at ${job.done}, changed ${job.changed}…`;
@@ -458,7 +463,7 @@ const screens = {
       let job;
       try { job = await api(`/jobs/${encodeURIComponent(this.id)}`); } catch (e) {
         if (e instanceof HttpError && (e.status === 404 || e.status === 400)) {
-          this.body.replaceChildren(h('h1', { text: `Job ${this.id}` }), h('p', { class: 'empty', text: 'There is no such job (it may have been deleted by retention).' }));
+          fill(this.body, h('h1', { text: `Job ${this.id}` }), h('p', { class: 'empty', text: 'There is no such job (it may have been deleted by retention).' }));
           return;
         }
         throw e;
@@ -490,7 +495,7 @@ const screens = {
           h('td', {}, e ? time(e.at) : current ? time(job.started_at) : '—'),
           h('td', { class: e ? 'err' : '' }, e ? e.error : current ? badge(job.status) : '')));
       }
-      this.body.replaceChildren(
+      fill(this.body,
         h('h1', {}, `Job #${job.id} `, badge(job.status), h('span', { class: 'visually-hidden', 'data-testid': 'job-status', text: job.status })),
         h('div', { class: 'buttons' }, retry, cancel, h('a', { class: 'button', href: '#/jobs', text: 'All jobs' })),
         job.error_message ? h('p', { class: 'error', 'data-testid': 'job-error', text: `Last error: ${job.error_message}` }) : null,
@@ -535,7 +540,7 @@ const screens = {
             text: verb === 'pause' ? 'Pause' : 'Resume', onclick: () => this.toggle(q.name, verb),
           })));
       });
-      this.body.replaceChildren(
+      fill(this.body,
         table(['Queue', 'State', { text: 'Waiting', class: 'num' }, { text: 'Scheduled', class: 'num hide-narrow' }, { text: 'Running', class: 'num' },
           { text: 'Concurrency', class: 'hide-narrow' }, { text: 'Rate limit', class: 'hide-narrow' }, 'Action'], rows, 'No queue has jobs or settings yet.', 'queues-table'),
         h('p', { class: 'muted', text: 'A paused queue keeps its jobs; none of them starts until it is resumed. Limits are set with PATCH /queues/{name} or `tasuki queues`.' }));
@@ -575,7 +580,7 @@ const screens = {
             },
           })));
       });
-      this.body.replaceChildren(table(['Schedule', 'When', 'Type', { text: 'Queue', class: 'hide-narrow' }, 'State', 'Last run', 'Next run', 'Jobs it created', 'Action'],
+      fill(this.body, table(['Schedule', 'When', 'Type', { text: 'Queue', class: 'hide-narrow' }, 'State', 'Last run', 'Next run', 'Jobs it created', 'Action'],
         rows, 'No schedules: declare them in SCHEDULES_FILE.', 'schedules-table'));
     },
   },
@@ -589,7 +594,7 @@ const screens = {
     async refresh() {
       const workers = await optional('/workers');
       if (!workers) {
-        this.body.replaceChildren(h('p', { class: 'empty', text: 'This server does not report its workers (GET /workers).' }));
+        fill(this.body, h('p', { class: 'empty', text: 'This server does not report its workers (GET /workers).' }));
         return;
       }
       const rows = workers.items.map((w) => {
@@ -604,7 +609,7 @@ const screens = {
       });
       const slots = workers.items.reduce((a, w) => a + w.slots, 0);
       const busy = workers.items.reduce((a, w) => a + w.running, 0);
-      this.body.replaceChildren(
+      fill(this.body,
         h('p', { class: 'muted', 'data-testid': 'workers-summary', text: `${workers.items.length} worker process${workers.items.length === 1 ? '' : 'es'} alive, ${busy} of ${slots} slots in use.` }),
         table(['Worker', { text: 'Host', class: 'hide-narrow' }, 'Queues (slots)', { text: 'In use', class: 'num' }, { text: 'Started', class: 'hide-narrow' }, 'Last heartbeat'],
           rows, 'No worker is alive.', 'workers-table'));
@@ -630,7 +635,7 @@ function route() {
 async function navigate(focus = true) {
   const { name, params, id } = route();
   const main = document.getElementById('content');
-  main.replaceChildren();
+  fill(main);
   generation += 1;
   for (const a of document.querySelectorAll('nav a')) {
     const on = a.dataset.screen === (name === 'job' ? 'jobs' : name);
