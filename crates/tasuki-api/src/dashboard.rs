@@ -11,7 +11,7 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -24,7 +24,7 @@ use futures_util::Stream;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tasuki_core::{Clock, JobStats, Store};
+use tasuki_core::{BucketCount, Clock, QueueCounts, Store, minute_of};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -37,11 +37,9 @@ pub(crate) const COOKIE: &str = "tasuki_session";
 pub(crate) const CSRF_HEADER: &str = "x-tasuki-csrf";
 /// What the cookie's HMAC signs, so that it is good for nothing else.
 const CONTEXT: &[u8] = b"tasuki dashboard session v1";
-/// At most this many events a second reach a page.
-const EVENT_GAP: Duration = Duration::from_millis(250);
 /// A comment keeps each stream alive at least this often.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// The longest one wait on the store's change signal before the counts are read again.
+/// How often the watcher reads the counts while some page listens.
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 const INDEX_HTML: &str = include_str!("../dashboard/index.html");
@@ -291,8 +289,9 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// A `change` event each time the store may have changed, at most one per
-/// `EVENT_GAP`, and a comment at least every `KEEP_ALIVE`; the stream ends
+/// A `change` event at once, then each time the watcher sees the counts
+/// move (at most once a second), and a comment at least every
+/// `KEEP_ALIVE`; the stream ends
 /// when the process shuts down, so that it does not hold the shutdown up.
 async fn events(State(d): State<Dashboard>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let receiver = d.changes.subscribe();
@@ -316,10 +315,11 @@ async fn events(State(d): State<Dashboard>) -> Sse<impl Stream<Item = Result<Eve
 
 /// One watcher of the store for every page open, however many: a task that
 /// runs while some page listens and bumps a counter that each page's stream
-/// watches. It bumps it when the store's change signal fires, and when the
-/// jobs' counts moved since it last looked (once a second at most): the
-/// signal is taken by whichever waiter looks first (the workers of this
-/// process wait on it too), so a change can pass without waking this task.
+/// watches, when the queues' counts or this minute's finished attempts moved
+/// since it last looked, once a second. Both are cheap reads (the partial
+/// indexes, the rollup) and see every process's work on either engine. It
+/// does not wait on the store's change signal, which wakes one waiter: the
+/// workers of this process wait on it.
 struct Changes {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -349,15 +349,18 @@ impl Changes {
         receiver
     }
 
-    /// The jobs' counts by status and type, or nothing when they cannot be read.
-    async fn counts(&self) -> Option<JobStats> {
-        let mut stats = self.store.job_stats(self.clock.now()).await.ok()?;
-        stats.oldest_ready_age_ms = None; // moves with the clock alone
-        Some(stats)
+    /// The queues' counts and this minute's rollup, or nothing when they
+    /// cannot be read.
+    async fn counts(&self) -> Option<(Vec<QueueCounts>, Vec<BucketCount>)> {
+        let now = self.clock.now();
+        tokio::try_join!(
+            self.store.queue_counts(now),
+            self.store.rollup_since(minute_of(now))
+        )
+        .ok()
     }
 
     async fn run(self: Arc<Self>) {
-        let mut last_event = Instant::now();
         let mut counts = self.counts().await;
         loop {
             {
@@ -368,25 +371,16 @@ impl Changes {
                     return;
                 }
             }
-            let started = Instant::now();
             tokio::select! {
-                () = self.store.job_wait_for_change(LOOK_AGAIN) => {}
+                () = tokio::time::sleep(LOOK_AGAIN) => {}
                 () = self.shutdown.cancelled() => continue,
             }
-            let woken = started.elapsed() < LOOK_AGAIN;
             let now_counts = self.counts().await;
             let moved = now_counts != counts;
             counts = now_counts;
-            if !woken && !moved {
-                continue;
+            if moved {
+                self.sender.send_modify(|n| *n = n.wrapping_add(1));
             }
-            let wait = EVENT_GAP.saturating_sub(last_event.elapsed());
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.shutdown.cancelled() => continue,
-            }
-            last_event = Instant::now();
-            self.sender.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct Overview {
     minutes: Vec<MinuteStats>,
     completed: i64,
     failed: i64,
+    /// How long the longest-waiting due job has waited, paused queues aside.
+    oldest_due_ms: Option<u64>,
 }
 
 /// `GET /overview?minutes=60`: the queues' counts and the last minutes,
@@ -28,12 +30,17 @@ pub(crate) async fn overview(
     let span = query.get("minutes").and_then(Value::as_u64).unwrap_or(60);
     let now = state.clock.now();
     let since = minute_of(now).saturating_sub(Duration::from_secs(60 * (span - 1)));
-    let (queues, counts) = tokio::try_join!(
+    let (queues, counts, next) = tokio::try_join!(
         state.store.queue_counts(now),
-        state.store.rollup_since(since)
+        state.store.rollup_since(since),
+        state.store.job_next_scheduled_at(None)
     )?;
     let minutes = minutes(&counts);
+    let oldest_due_ms = next
+        .filter(|at| *at <= now)
+        .map(|at| u64::try_from(now.since(at).as_millis()).unwrap_or(u64::MAX));
     Ok(Json(Overview {
+        oldest_due_ms,
         completed: minutes.iter().map(|m| m.completed).sum(),
         failed: minutes.iter().map(|m| m.failed).sum(),
         queues,
