@@ -17,7 +17,7 @@ pub(crate) struct Overview {
     minutes: Vec<MinuteStats>,
     completed: i64,
     failed: i64,
-    /// How long the longest-waiting due job has waited, paused queues aside.
+    /// How long the longest-waiting due job of any queue has waited.
     oldest_due_ms: Option<u64>,
 }
 
@@ -30,14 +30,15 @@ pub(crate) async fn overview(
     let span = query.get("minutes").and_then(Value::as_u64).unwrap_or(60);
     let now = state.clock.now();
     let since = minute_of(now).saturating_sub(Duration::from_secs(60 * (span - 1)));
-    let (queues, counts, next) = tokio::try_join!(
+    let (queues, counts) = tokio::try_join!(
         state.store.queue_counts(now),
-        state.store.rollup_since(since),
-        state.store.job_next_scheduled_at(None)
+        state.store.rollup_since(since)
     )?;
     let minutes = minutes(&counts);
-    let oldest_due_ms = next
-        .filter(|at| *at <= now)
+    let oldest_due_ms = queues
+        .iter()
+        .filter_map(|q| q.oldest_due)
+        .min()
         .map(|at| u64::try_from(now.since(at).as_millis()).unwrap_or(u64::MAX));
     Ok(Json(Overview {
         oldest_due_ms,

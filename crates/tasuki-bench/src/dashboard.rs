@@ -76,6 +76,8 @@ pub(crate) async fn run(args: DashboardArgs) -> anyhow::Result<()> {
             "/queues".to_owned(),
             "/workers".to_owned(),
             "/schedules".to_owned(),
+            "/jobs?order=newest&limit=50".to_owned(),
+            "/jobs?order=newest&status=failed&limit=50".to_owned(),
             "/jobs?limit=50".to_owned(),
             format!("/jobs?limit=50&after={middle}"),
             "/jobs?status=failed&limit=50".to_owned(),
@@ -146,33 +148,36 @@ async fn seed(url: &str, jobs: usize) -> anyhow::Result<i64> {
         store.job_insert_many(new_jobs).await?;
         inserted += chunk;
     }
-    // 256 running: ids 90..99 of each hundred up to 25,600.
+    // 256 running: ids 90..99 of each hundred up to 2,560.
     let statuses = "UPDATE job_queue SET
         status = CASE WHEN id % 100 < 85 THEN 'completed' WHEN id % 100 < 88 THEN 'failed'
-            WHEN id % 100 < 90 THEN 'cancelled' WHEN id <= 25600 THEN 'processing' ELSE status END,
-        attempt = CASE WHEN id % 100 < 90 OR id <= 25600 THEN 1 ELSE 0 END,
-        lease_owner = CASE WHEN id % 100 < 90 OR id <= 25600 THEN 'bench-worker' END,
+            WHEN id % 100 < 90 THEN 'cancelled' WHEN id <= 2560 THEN 'processing' ELSE status END,
+        attempt = CASE WHEN id % 100 < 90 OR id <= 2560 THEN 1 ELSE 0 END,
+        lease_owner = CASE WHEN id % 100 < 90 OR id <= 2560 THEN 'bench-worker' END,
         error_message = CASE WHEN id % 100 BETWEEN 85 AND 87 THEN 'boom' END";
     if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url).await?;
         sqlx::raw_sql(&format!(
             "{statuses},
-                started_at = CASE WHEN id % 100 < 90 OR id <= 25600 THEN scheduled_at END,
+                started_at = CASE WHEN id % 100 < 90 OR id <= 2560 THEN scheduled_at END,
                 completed_at = CASE WHEN id % 100 < 90 THEN scheduled_at END,
-                lease_expires_at = CASE WHEN id % 100 >= 90 AND id <= 25600 THEN scheduled_at + interval '1 day' END,
-                scheduled_at = CASE WHEN id % 100 >= 95 THEN scheduled_at + interval '1 hour' ELSE scheduled_at END;
-             VACUUM ANALYZE job_queue"
+                lease_expires_at = CASE WHEN id % 100 >= 90 AND id <= 2560 THEN scheduled_at + interval '1 day' END,
+                scheduled_at = CASE WHEN id % 100 >= 95 THEN scheduled_at + interval '1 hour' ELSE scheduled_at END"
         ))
         .execute(&pool)
         .await?;
+        // Apart: VACUUM runs in no transaction.
+        sqlx::raw_sql("VACUUM ANALYZE job_queue")
+            .execute(&pool)
+            .await?;
     } else {
         let conn = rusqlite::Connection::open(url)?;
         conn.busy_timeout(Duration::from_secs(60))?;
         conn.execute_batch(&format!(
             "{statuses},
-                started_at = CASE WHEN id % 100 < 90 OR id <= 25600 THEN scheduled_at END,
+                started_at = CASE WHEN id % 100 < 90 OR id <= 2560 THEN scheduled_at END,
                 completed_at = CASE WHEN id % 100 < 90 THEN scheduled_at END,
-                lease_expires_at = CASE WHEN id % 100 >= 90 AND id <= 25600 THEN scheduled_at + 86400000000 END,
+                lease_expires_at = CASE WHEN id % 100 >= 90 AND id <= 2560 THEN scheduled_at + 86400000000 END,
                 scheduled_at = CASE WHEN id % 100 >= 95 THEN scheduled_at + 3600000000 ELSE scheduled_at END;
              ANALYZE"
         ))?;

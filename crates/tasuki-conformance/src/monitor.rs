@@ -179,11 +179,13 @@ pub async fn queue_counts_come_by_state(store: Arc<dyn Store>) {
         (a.waiting, a.scheduled, a.running, a.failed, a.cancelled),
         (1, 1, 1, 1, 0)
     );
+    assert_eq!(a.oldest_due, Some(T0));
     let b = row("b");
     assert_eq!(
         (b.waiting, b.scheduled, b.running, b.failed, b.cancelled),
         (0, 1, 0, 0, 1)
     );
+    assert_eq!(b.oldest_due, None, "nothing of b is due yet");
     let idle = row("idle");
     assert_eq!(
         (idle.waiting, idle.scheduled, idle.running, idle.failed),

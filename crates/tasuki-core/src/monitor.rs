@@ -48,6 +48,8 @@ pub struct QueueCounts {
     pub running: i64,
     pub failed: i64,
     pub cancelled: i64,
+    /// When the longest-waiting due job was due.
+    pub oldest_due: Option<Timestamp>,
 }
 
 /// What a rollup count measures.

@@ -122,10 +122,20 @@ impl MonitorStore for PgStore {
     }
 
     async fn queue_counts(&self, now: Timestamp) -> StoreResult<Vec<QueueCounts>> {
-        let rows = sqlx::query_file!("queries/monitor/queue_counts.sql", now.to_datetime())
-            .fetch_all(&self.pool)
+        // Without parallel workers: on a small host their start-up costs more
+        // than they save (54 ms against 23 ms over 100,000 ready jobs on two
+        // cores), and a count that every dashboard and health check makes
+        // should not take every core.
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        let rows = sqlx::query_file!("queries/monitor/queue_counts.sql", now.to_datetime())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         Ok(rows
             .into_iter()
             .map(|row| QueueCounts {
@@ -135,6 +145,7 @@ impl MonitorStore for PgStore {
                 running: row.running,
                 failed: row.failed,
                 cancelled: row.cancelled,
+                oldest_due: row.oldest_due.map(Timestamp::from),
             })
             .collect())
     }

@@ -45,6 +45,7 @@ fn queue_counts(row: &Row<'_>) -> Result<QueueCounts, Error> {
         running: row.get(3)?,
         failed: row.get(4)?,
         cancelled: row.get(5)?,
+        oldest_due: row.get::<_, Option<i64>>(6)?.map(Timestamp::from_micros),
     })
 }
 

@@ -127,7 +127,7 @@ crate::queries! {
         &["minute", "metric", "bucket", "count"];
     MONITOR_ROLLUP_PRUNE = "monitor/rollup_prune.sql" => &[];
     MONITOR_QUEUE_COUNTS = "monitor/queue_counts.sql" =>
-        &["queue", "waiting", "scheduled", "running", "failed", "cancelled"];
+        &["queue", "waiting", "scheduled", "running", "failed", "cancelled", "oldest_due"];
     LEADER_ACQUIRE = "leader/acquire.sql" => &["owner"];
     LEADER_RELEASE = "leader/release.sql" => &[];
     SCHEDULE_UPSERT = "schedule/upsert.sql" => &[];
