@@ -84,6 +84,8 @@ pub(crate) async fn run(args: DashboardArgs) -> anyhow::Result<()> {
             "/jobs?status=processing&limit=50".to_owned(),
             "/jobs?status=pending&queue=q2&limit=50".to_owned(),
             "/jobs?job_type=probe&limit=50".to_owned(),
+            // A filter that matches nothing reads every row: the worst case.
+            "/jobs?order=newest&job_type=none&limit=50".to_owned(),
             format!("/jobs/{failed_id}"),
             // Not the dashboard's, but polled as often.
             "/health".to_owned(),
@@ -96,7 +98,7 @@ pub(crate) async fn run(args: DashboardArgs) -> anyhow::Result<()> {
             "  {:<42} {:>8} {:>8} {:>8}",
             "request", "p50 ms", "p99 ms", "max ms"
         );
-        let mut worst: f64 = 0.0;
+        let mut worst = (0.0, String::new());
         for path in paths {
             let mut ms = Vec::with_capacity(args.requests);
             for i in 0..args.requests + 10 {
@@ -114,7 +116,9 @@ pub(crate) async fn run(args: DashboardArgs) -> anyhow::Result<()> {
             }
             ms.sort_by(f64::total_cmp);
             let p99 = percentile(&ms, 99.0);
-            worst = worst.max(p99);
+            if p99 > worst.0 {
+                worst = (p99, path.clone());
+            }
             println!(
                 "  {path:<42} {:>8.2} {p99:>8.2} {:>8.2}",
                 percentile(&ms, 50.0),
@@ -122,8 +126,10 @@ pub(crate) async fn run(args: DashboardArgs) -> anyhow::Result<()> {
             );
         }
         println!(
-            "  slowest p99: {worst:.2} ms: {}",
-            if worst < AIM_MS {
+            "  slowest p99: {:.2} ms ({}): {}",
+            worst.0,
+            worst.1,
+            if worst.0 < AIM_MS {
                 "within the aim"
             } else {
                 "OVER the aim"
