@@ -13,6 +13,9 @@ const OVERVIEW_CARDS = [
   ['completed', 'Completed (1 h)', 'completed'], ['failed', 'Failed', 'failed'], ['cancelled', 'Cancelled', 'cancelled'],
 ];
 const PAGE_SIZE = 50;
+// A filtered list looks at this many jobs per request at most, so that a
+// filter that matches few of millions answers quickly (GET /jobs?scan=).
+const SCAN = 100000;
 const POLL_MS = 2000;
 
 // ---------------------------------------------------------------- helpers
@@ -377,7 +380,9 @@ const screens = {
       return f;
     },
     async refresh() {
+      const filtered = Object.keys(this.filters()).length > 0;
       const qs = new URLSearchParams({ ...this.filters(), order: 'newest', limit: String(PAGE_SIZE) });
+      if (filtered) qs.set('scan', String(SCAN));
       if (this.params.get('after')) qs.set('after', this.params.get('after'));
       const page = await api(`/jobs?${qs}`);
       const rows = page.items.map((j) => h('tr', { 'data-job': j.id },
@@ -390,10 +395,13 @@ const screens = {
         rows, 'No job matches.', 'jobs-table'));
       const base = new URLSearchParams(this.filters());
       const next = page.next_after === null ? null : new URLSearchParams({ ...this.filters(), after: String(page.next_after) });
+      const partial = page.items.length < PAGE_SIZE && page.next_after !== null;
       fill(this.pager,
         this.params.get('after') ? h('a', { class: 'button', href: `#/jobs${base.size ? `?${base}` : ''}`, text: 'First page' }) : null,
-        next ? h('a', { class: 'button', href: `#/jobs?${next}`, 'data-testid': 'next-page', text: 'Next page' }) : null,
-        h('span', { class: 'muted', text: `${page.items.length} shown, newest first` }));
+        next ? h('a', { class: 'button', href: `#/jobs?${next}`, 'data-testid': 'next-page', text: partial ? 'Look further' : 'Next page' }) : null,
+        h('span', { class: 'muted', text: partial
+          ? `${page.items.length} shown, newest first; jobs older than #${page.next_after} not searched yet`
+          : `${page.items.length} shown, newest first` }));
     },
     bulkForm() {
       const describe = () => {

@@ -138,9 +138,17 @@ pub(crate) async fn list(
 ) -> Result<Json<Page<Job>>, ApiError> {
     let (after, limit) = page(&query);
     let newest_first = query.get("order").and_then(Value::as_str) == Some("newest");
+    let scan = query
+        .get("scan")
+        .and_then(Value::as_u64)
+        .and_then(|s| u32::try_from(s).ok());
+    if scan.is_some() && !newest_first {
+        return Err(invalid("/query/scan", "applies only with order=newest"));
+    }
     let filter = JobFilter {
         after: (after > 0 || !newest_first).then_some(JobId(after)),
         newest_first,
+        scan,
         limit,
         ..job_filter(|name| query.get(name), "/query")?
     };

@@ -94,7 +94,27 @@ pub struct JobFilter {
     pub after: Option<JobId>,
     /// Newest first (ids descending) instead of oldest first.
     pub newest_first: bool,
+    /// Newest first only: look at no more than this many ids below the
+    /// cursor, so that a filter that matches few jobs costs a bounded read;
+    /// a short page then goes on below the ids it looked at.
+    pub scan: Option<u32>,
     pub limit: u32,
+}
+
+impl JobFilter {
+    /// The ids a newest-first list looks at, `lower..upper`: below the
+    /// cursor (or every id, up to `max_id` when the store read it), and with
+    /// `scan` no more than that many.
+    pub fn newest_window(&self, max_id: Option<i64>) -> (i64, i64) {
+        let mut upper = self.after.map_or(i64::MAX, |id| id.0);
+        if let Some(max) = max_id {
+            upper = upper.min(max.saturating_add(1));
+        }
+        let lower = self
+            .scan
+            .map_or(0, |scan| upper.saturating_sub(i64::from(scan)).max(0));
+        (lower, upper)
+    }
 }
 
 /// A named lease held by one process at a time (for maintenance work).
@@ -121,6 +141,16 @@ impl<T> Page<T> {
             .then(|| items.last().map(id))
             .flatten();
         Page { items, next_after }
+    }
+
+    /// A newest-first page of the ids from `lower` up: a full page goes on
+    /// below its last item, a short one below `lower`, until the first id.
+    pub fn of_window(items: Vec<T>, limit: u32, lower: i64, id: impl Fn(&T) -> i64) -> Self {
+        let mut page = Page::of(items, limit, id);
+        if page.next_after.is_none() && lower > 1 {
+            page.next_after = Some(lower);
+        }
+        page
     }
 }
 

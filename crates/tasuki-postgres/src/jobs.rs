@@ -476,31 +476,43 @@ impl JobStore for PgStore {
     async fn job_list(&self, filter: JobFilter) -> StoreResult<Page<Job>> {
         let status = filter.status.map(JobStatus::as_str);
         let limit = filter.limit.max(1);
-        let rows = if filter.newest_first {
-            sqlx::query_file_as!(
+        if filter.newest_first {
+            let max_id = match filter.scan {
+                Some(_) => Some(
+                    sqlx::query_file_scalar!("queries/job/max_id.sql")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db_error)?,
+                ),
+                None => None,
+            };
+            let (lower, upper) = filter.newest_window(max_id);
+            let rows = sqlx::query_file_as!(
                 JobRow,
                 "queries/job/list_newest.sql",
                 status,
                 filter.job_type,
-                filter.after.map_or(i64::MAX, |id| id.0),
+                upper,
                 i64::from(limit),
-                filter.queue
+                filter.queue,
+                lower
             )
             .fetch_all(&self.pool)
             .await
-        } else {
-            sqlx::query_file_as!(
-                JobRow,
-                "queries/job/list.sql",
-                status,
-                filter.job_type,
-                filter.after.map_or(0, |id| id.0),
-                i64::from(limit),
-                filter.queue
-            )
-            .fetch_all(&self.pool)
-            .await
+            .map_err(db_error)?;
+            return Ok(Page::of_window(jobs(rows)?, limit, lower, |j| j.id.0));
         }
+        let rows = sqlx::query_file_as!(
+            JobRow,
+            "queries/job/list.sql",
+            status,
+            filter.job_type,
+            filter.after.map_or(0, |id| id.0),
+            i64::from(limit),
+            filter.queue
+        )
+        .fetch_all(&self.pool)
+        .await
         .map_err(db_error)?;
         Ok(Page::of(jobs(rows)?, limit, |j| j.id.0))
     }

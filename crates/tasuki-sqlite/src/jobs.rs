@@ -371,27 +371,31 @@ impl JobStore for SqliteStore {
     }
 
     async fn job_list(&self, filter: JobFilter) -> StoreResult<Page<Job>> {
-        let status = filter.status.map(JobStatus::as_str);
-        let (query, after) = match filter.newest_first {
-            false => (&queries::JOB_LIST, filter.after.map_or(0, |id| id.0)),
-            true => (
-                &queries::JOB_LIST_NEWEST,
-                filter.after.map_or(i64::MAX, |id| id.0),
-            ),
-        };
         let limit = filter.limit.max(1);
-        let (job_type, queue) = (filter.job_type, filter.queue);
-        let jobs = self
-            .readers
+        self.readers
             .read(move |conn| {
-                let mut statement = conn.prepare_cached(query.sql)?;
-                rows::all(
-                    statement.query((status, job_type, after, limit, queue))?,
-                    rows::job,
-                )
+                let status = filter.status.map(JobStatus::as_str);
+                let (job_type, queue) = (&filter.job_type, &filter.queue);
+                if !filter.newest_first {
+                    let after = filter.after.map_or(0, |id| id.0);
+                    let mut statement = conn.prepare_cached(queries::JOB_LIST.sql)?;
+                    let rows = statement.query((status, job_type, after, limit, queue))?;
+                    return Ok(Page::of(rows::all(rows, rows::job)?, limit, |j| j.id.0));
+                }
+                let max_id = match filter.scan {
+                    Some(_) => Some(
+                        conn.prepare_cached(queries::JOB_MAX_ID.sql)?
+                            .query_row([], |row| row.get(0))?,
+                    ),
+                    None => None,
+                };
+                let (lower, upper) = filter.newest_window(max_id);
+                let mut statement = conn.prepare_cached(queries::JOB_LIST_NEWEST.sql)?;
+                let rows = statement.query((status, job_type, upper, limit, queue, lower))?;
+                let jobs = rows::all(rows, rows::job)?;
+                Ok(Page::of_window(jobs, limit, lower, |j| j.id.0))
             })
-            .await?;
-        Ok(Page::of(jobs, limit, |j| j.id.0))
+            .await
     }
 
     async fn job_stats(&self, now: Timestamp) -> StoreResult<JobStats> {

@@ -104,6 +104,7 @@ crate::queries! {
     JOB_GET = "job/get.sql" => JOB;
     JOB_LIST = "job/list.sql" => JOB;
     JOB_LIST_NEWEST = "job/list_newest.sql" => JOB;
+    JOB_MAX_ID = "job/max_id.sql" => &["max_id"];
     JOB_STATS = "job/stats.sql" => &["job_type", "status", "count"];
     JOB_OLDEST_READY = "job/oldest_ready.sql" => &["oldest"];
     JOB_NEXT_SCHEDULED = "job/next_scheduled.sql" => &["next"];

@@ -29,6 +29,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobsCommand) -> anyhow::Re
                 queue: args.queue,
                 after: args.after.map(JobId),
                 newest_first: false,
+                scan: None,
                 limit: args.limit,
             };
             let page = open().await?.job_list(filter).await?;

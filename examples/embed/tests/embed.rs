@@ -48,6 +48,27 @@ async fn a_note_is_counted_by_its_job() {
     assert_eq!(done["result"], json!({"words": 3}));
     let note = get(&client, &format!("{base}/notes/{id}")).await;
     assert_eq!(note["words"], 3, "the count committed with the completion");
+    // The queue's router brings the dashboard and what it reads.
+    let page = client
+        .get(format!("{base}/dashboard"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<title>tasuki dashboard</title>")
+    );
+    // Its worker reports itself as it starts.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while get(&client, &format!("{base}/workers")).await["items"] == json!([]) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the worker reports itself within the deadline");
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }

@@ -80,6 +80,17 @@ async fn the_overview_counts_states_and_minutes(engine: Engine) {
     assert_eq!(listed["queues"], json!([{"name": "*", "slots": 3}]));
     let bad = app.get("/overview", "/overview?minutes=0").await;
     assert_eq!(bad.pointers(), ["/query/minutes"]);
+    // A bounded scan: newest first only; a short page says where to go on.
+    let oldest = app.get("/jobs", "/jobs?scan=10").await;
+    assert_eq!(oldest.pointers(), ["/query/scan"]);
+    let window = app
+        .get("/jobs", "/jobs?order=newest&scan=2&job_type=none")
+        .await;
+    assert_eq!(window.body["items"], json!([]));
+    assert_eq!(
+        window.body["next_after"], 3,
+        "ids 3 and 4 were looked at; next, below 3"
+    );
 }
 
 fn queue<'a>(overview: &'a Value, name: &str) -> &'a Value {
