@@ -138,13 +138,12 @@ pub(crate) async fn list(
 ) -> Result<Json<Page<Job>>, ApiError> {
     let (after, limit) = page(&query);
     let newest_first = query.get("order").and_then(Value::as_str) == Some("newest");
+    // Bounds a newest-first walk only; an oldest-first list reads on.
     let scan = query
         .get("scan")
         .and_then(Value::as_u64)
-        .and_then(|s| u32::try_from(s).ok());
-    if scan.is_some() && !newest_first {
-        return Err(invalid("/query/scan", "applies only with order=newest"));
-    }
+        .and_then(|s| u32::try_from(s).ok())
+        .filter(|_| newest_first);
     let filter = JobFilter {
         after: (after > 0 || !newest_first).then_some(JobId(after)),
         newest_first,
