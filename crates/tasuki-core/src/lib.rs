@@ -23,7 +23,7 @@ pub use job::{
 };
 pub use monitor::{
     BucketCount, Metric, MinuteStats, MonitorStore, QueueCounts, Rollup, RollupCount,
-    WORKER_FORGOTTEN_AFTER, WorkerInfo, WorkerQueue, bucket_of, minute_of, minutes,
+    WORKER_FORGOTTEN_AFTER, WorkerInfo, WorkerQueue, minute_of, minutes,
 };
 pub use queue::{QueueChange, QueueInfo, QueueSettings, QueueStore, RateLimit};
 pub use retry::{FailureKind, RetryDecision, RetryPolicy};

@@ -108,7 +108,7 @@ pub fn minute_of(at: Timestamp) -> Timestamp {
 }
 
 /// The bucket of a duration: `floor(4 × log2(µs))`, durations under 1 µs in 0.
-pub fn bucket_of(d: Duration) -> i32 {
+pub(crate) fn bucket_of(d: Duration) -> i32 {
     let micros = d.as_micros().max(1) as f64;
     (4.0 * micros.log2()).floor() as i32
 }
