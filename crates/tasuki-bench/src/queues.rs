@@ -1,5 +1,6 @@
 //! Named queues, limits and unique jobs, measured in one process per engine:
-//! a drain spread over ten queues against the same jobs in one queue, a rate
+//! a drain spread over ten queues (a pool of slots per queue, or one worker
+//! for every queue) against the same jobs in one queue, a rate
 //! limit's observed starts against its limit, and unique enqueues against
 //! plain ones, one at a time and in bulk.
 
@@ -53,17 +54,23 @@ pub(crate) async fn run(args: QueuesArgs) -> anyhow::Result<()> {
     for target in &targets {
         let mut one = Vec::new();
         let mut ten = Vec::new();
+        let mut ten_every = Vec::new();
         let mut enqueue = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         for run in 0..args.runs {
             // Alternate which goes first, so drift favours neither.
-            let order = if run % 2 == 0 { [1, 10] } else { [10, 1] };
-            for queues in order {
-                let url = target.fresh(&dir, &format!("q{queues}_{run}")).await?;
-                let rate = drain(&url, args.jobs, args.concurrency, queues).await?;
-                if queues == 1 {
-                    one.push(rate)
-                } else {
-                    ten.push(rate)
+            let mut order = [(1, false), (10, true), (10, false)];
+            if run % 2 == 1 {
+                order.reverse();
+            }
+            for (queues, pools) in order {
+                let url = target
+                    .fresh(&dir, &format!("q{queues}_{pools}_{run}"))
+                    .await?;
+                let rate = drain(&url, args.jobs, args.concurrency, queues, pools).await?;
+                match (queues, pools) {
+                    (1, _) => one.push(rate),
+                    (_, true) => ten.push(rate),
+                    (_, false) => ten_every.push(rate),
                 }
             }
             let url = target.fresh(&dir, &format!("enqueue_{run}")).await?;
@@ -78,12 +85,16 @@ pub(crate) async fn run(args: QueuesArgs) -> anyhow::Result<()> {
         let url = target.fresh(&dir, "rate").await?;
         let rated = rate_limited(&url, args.rate, args.rate_secs, args.concurrency).await?;
         let [single, single_unique, bulk, bulk_unique] = enqueue.map(median);
-        let (one, ten) = (median(one), median(ten));
+        let (one, ten, ten_every) = (median(one), median(ten), median(ten_every));
         println!("\n{}", target.label());
         println!("  drain, one queue:                {one:>10.0} jobs/s");
         println!(
             "  drain, ten queues (QUEUES):      {ten:>10.0} jobs/s ({:.2}x)",
             ten / one
+        );
+        println!(
+            "  drain, ten queues (every queue): {ten_every:>10.0} jobs/s ({:.2}x)",
+            ten_every / one
         );
         println!("  enqueue one at a time, plain:    {single:>10.0} jobs/s");
         println!(
@@ -108,9 +119,16 @@ pub(crate) async fn run(args: QueuesArgs) -> anyhow::Result<()> {
 }
 
 /// Drains `jobs` no-op jobs spread over `queues` queues with a worker that
-/// serves each with its share of the slots (one queue: every queue, as a
-/// worker with no QUEUES does); jobs per second.
-async fn drain(url: &str, jobs: usize, slots: usize, queues: usize) -> anyhow::Result<f64> {
+/// serves each with its share of the slots (`pools`, as `QUEUES` does), or
+/// one that serves every queue with all of them (no `QUEUES`); jobs per
+/// second.
+async fn drain(
+    url: &str,
+    jobs: usize,
+    slots: usize,
+    queues: usize,
+    pools: bool,
+) -> anyhow::Result<f64> {
     let store = open(url, "full").await?;
     let now = Timestamp::now();
     let new_jobs = (0..jobs)
@@ -120,7 +138,7 @@ async fn drain(url: &str, jobs: usize, slots: usize, queues: usize) -> anyhow::R
     let all_ran = CancellationToken::new();
     let mut config = WorkerConfig::new("bench");
     config.concurrency = slots;
-    if queues > 1 {
+    if pools {
         config.queues = (0..queues)
             .map(|q| (format!("q{q}"), slots / queues))
             .collect();

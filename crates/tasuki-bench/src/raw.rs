@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use tasuki_core::Timestamp;
 
-// The store's statements, byte for byte.
-const CLAIM: &str = include_str!("../../tasuki-sqlite/queries/job/claim.sql");
+// The store's statements, byte for byte: a claim of every queue lists the
+// queues with ready jobs, then claims the one it finds (all jobs here are in
+// `default`).
+const READY_QUEUES: &str = include_str!("../../tasuki-sqlite/queries/job/ready_queues.sql");
+const CLAIM: &str = include_str!("../../tasuki-sqlite/queries/job/claim_queue.sql");
 const COMPLETE: &str = include_str!("../../tasuki-sqlite/queries/job/complete_many.sql");
 
 /// Claims `batch` jobs at a time and completes them until none is left, on a
@@ -22,6 +25,7 @@ pub(crate) fn ceiling(path: &str, n: usize, batch: usize) -> anyhow::Result<f64>
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;
+    let mut ready_queues = conn.prepare(READY_QUEUES)?;
     let mut claim = conn.prepare(CLAIM)?;
     let mut complete = conn.prepare(COMPLETE)?;
     let mut attempts = String::new();
@@ -30,7 +34,14 @@ pub(crate) fn ceiling(path: &str, n: usize, batch: usize) -> anyhow::Result<f64>
     loop {
         let now = Timestamp::now();
         let lease = now.saturating_add(Duration::from_secs(30)).as_micros();
-        let mut rows = claim.query(("ceiling", lease, now.as_micros(), batch as i64))?;
+        let Some(queue) = ready_queues
+            .query_map([], |row| row.get::<_, String>(0))?
+            .next()
+            .transpose()?
+        else {
+            break;
+        };
+        let mut rows = claim.query(("ceiling", lease, now.as_micros(), batch as i64, queue))?;
         attempts.clear();
         attempts.push('{');
         while let Some(row) = rows.next()? {

@@ -43,10 +43,17 @@ pub async fn claim_is_exclusive_under_concurrency(store: Arc<dyn Store>) {
     assert_eq!(stats.count(JobStatus::Processing), 2_000);
 }
 
+/// A claim of every queue takes the best jobs over all of them, whichever
+/// queue they are in.
 pub async fn claim_orders_by_priority_then_schedule_then_id(store: Arc<dyn Store>) {
     let low_early = store.job_insert(noop(T0).priority(0)).await.unwrap().job.id;
     let high_late = store
-        .job_insert(noop(T0).priority(5).scheduled_at(at(secs(2))))
+        .job_insert(
+            noop(T0)
+                .priority(5)
+                .scheduled_at(at(secs(2)))
+                .queue("email"),
+        )
         .await
         .unwrap()
         .job
@@ -57,9 +64,14 @@ pub async fn claim_orders_by_priority_then_schedule_then_id(store: Arc<dyn Store
         .unwrap()
         .job
         .id;
-    let low_early_2 = store.job_insert(noop(T0).priority(0)).await.unwrap().job.id;
+    let low_early_2 = store
+        .job_insert(noop(T0).priority(0).queue("email"))
+        .await
+        .unwrap()
+        .job
+        .id;
     let negative = store
-        .job_insert(noop(T0).priority(-1))
+        .job_insert(noop(T0).priority(-1).queue("bulk"))
         .await
         .unwrap()
         .job

@@ -29,6 +29,11 @@ pub(crate) const QUEUE: Migrations = Migrations {
             include_str!("../migrations/0004_schedules.sql"),
         ),
         (5, "monitor", include_str!("../migrations/0005_monitor.sql")),
+        (
+            6,
+            "ready_by_queue",
+            include_str!("../migrations/0006_ready_by_queue.sql"),
+        ),
     ],
 };
 

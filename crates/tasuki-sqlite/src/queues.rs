@@ -1,6 +1,9 @@
 //! Named queues on SQLite: claims that honour each queue's pause and limits,
 //! counted in the same write, and the queues' settings.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use async_trait::async_trait;
 use rusqlite::{Connection, Row};
 use tasuki_core::{
@@ -12,8 +15,9 @@ use crate::queries;
 use crate::rows::{self, Error};
 use crate::writer::Commit;
 
-/// A claim, run in one writer turn: the free queues' jobs in one statement,
-/// then each limited queue's, as many as its limits leave. The writer runs
+/// A claim, run in one writer turn: the free queues' best jobs (one queue's
+/// in one statement when only it has ready jobs, the common case), then each
+/// limited queue's, as many as its limits leave. The writer runs
 /// one turn at a time, and other processes wait for the file's write lock,
 /// so the counts cannot change between the count and the claim.
 pub(crate) struct Claim {
@@ -31,10 +35,23 @@ impl Claim {
             .query_map([&self.queue], named_settings)?
             .collect::<Result<Vec<_>, _>>()?;
         let mut claimed = match &self.queue {
-            None => self.jobs(conn, &queries::JOB_CLAIM, self.limit, None)?,
-            Some(queue) if held_back.is_empty() => {
-                self.jobs(conn, &queries::JOB_CLAIM_QUEUE, self.limit, Some(queue))?
+            None => {
+                let free = conn
+                    .prepare_cached(queries::JOB_READY_QUEUES.sql)?
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .filter(|queue| {
+                        queue.as_ref().map_or(true, |queue| {
+                            held_back.iter().all(|(held, _)| held != queue)
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                match free.as_slice() {
+                    [] => Vec::new(),
+                    [queue] => self.jobs(conn, queue, self.limit)?,
+                    queues => self.best_of(conn, queues)?,
+                }
             }
+            Some(queue) if held_back.is_empty() => self.jobs(conn, queue, self.limit)?,
             Some(_) => Vec::new(),
         };
         for (queue, settings) in held_back {
@@ -79,7 +96,7 @@ impl Claim {
         if allowed == 0 {
             return Ok(Vec::new());
         }
-        let jobs = self.jobs(conn, &queries::JOB_CLAIM_QUEUE, allowed, Some(queue))?;
+        let jobs = self.jobs(conn, queue, allowed)?;
         if window_start.is_some() && !jobs.is_empty() {
             conn.prepare_cached(queries::QUEUE_START.sql)?.execute((
                 queue,
@@ -90,19 +107,47 @@ impl Claim {
         Ok(jobs)
     }
 
-    fn jobs(
-        &self,
-        conn: &Connection,
-        query: &queries::Query,
-        limit: u32,
-        queue: Option<&str>,
-    ) -> Result<Vec<Job>, Error> {
-        let mut statement = conn.prepare_cached(query.sql)?;
-        let params = (&self.owner, self.lease, self.now, limit);
-        let rows = match queue {
-            None => statement.query(params)?,
-            Some(queue) => statement.query((params.0, params.1, params.2, params.3, queue))?,
-        };
+    /// Claims up to `limit` due jobs of one queue, best first.
+    fn jobs(&self, conn: &Connection, queue: &str, limit: u32) -> Result<Vec<Job>, Error> {
+        let mut statement = conn.prepare_cached(queries::JOB_CLAIM_QUEUE.sql)?;
+        let rows = statement.query((&self.owner, self.lease, self.now, limit, queue))?;
+        rows::all(rows, rows::job)
+    }
+
+    /// Claims the best `limit` due jobs over several queues. Each queue's
+    /// candidates come in claim order from the ready index alone, and are
+    /// read only while they beat the worst of the best found so far.
+    fn best_of(&self, conn: &Connection, queues: &[String]) -> Result<Vec<Job>, Error> {
+        let limit = self.limit as usize;
+        // Claim order: higher priority, then due earlier, then older; the
+        // heap's top is the worst of the best.
+        let mut best: BinaryHeap<(Reverse<i64>, i64, i64)> = BinaryHeap::new();
+        let mut candidates = conn.prepare_cached(queries::JOB_CANDIDATES.sql)?;
+        for queue in queues {
+            let mut rows = candidates.query((queue, self.now, self.limit))?;
+            while let Some(row) = rows.next()? {
+                let key = (Reverse(row.get(0)?), row.get(1)?, row.get(2)?);
+                if best.len() < limit {
+                    best.push(key);
+                } else if best.peek().is_some_and(|worst| key < *worst) {
+                    best.pop();
+                    best.push(key);
+                } else {
+                    break;
+                }
+            }
+        }
+        if best.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = best.into_iter().map(|(_, _, id)| id).collect();
+        let mut statement = conn.prepare_cached(queries::JOB_CLAIM_IDS.sql)?;
+        let rows = statement.query((
+            &self.owner,
+            self.lease,
+            self.now,
+            serde_json::Value::from(ids).to_string(),
+        ))?;
         rows::all(rows, rows::job)
     }
 }

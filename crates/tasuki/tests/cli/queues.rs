@@ -1,11 +1,13 @@
 //! Named queues and unique jobs across processes: 8 processes enqueue one
-//! unique key at once; 3 workers share a queue limited to 2 jobs at once;
-//! the queue commands.
+//! unique key at once; 3 workers share a queue limited to 2 jobs at once,
+//! and 2 carry on after a third that held both places is SIGKILLed; a
+//! resume reaches every worker within a second; the queue commands.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
+use tasuki_core::Timestamp;
 
 use crate::helpers::{Db, Worker, output, wait_all};
 
@@ -91,14 +93,7 @@ async fn a_concurrency_limit_holds_across_worker_processes(db: Db) {
     let pool = db.any_pool().await;
     let done = "SELECT count(*) FROM job_queue WHERE status = 'completed' AND queue = 'limited'";
     assert_eq!(pool.count(done).await, LIMITED_JOBS as i64);
-    // At each run's start, the runs under way (itself included).
-    let most = pool
-        .count(
-            "SELECT CAST(max(n) AS BIGINT) FROM (SELECT (SELECT count(*) FROM probe_runs AS o \
-             WHERE o.started_at <= r.started_at AND o.ended_at > r.started_at) AS n \
-             FROM probe_runs AS r) AS at_start",
-        )
-        .await;
+    let most = most_runs_at_once(&db).await;
     assert!((1..=2).contains(&most), "{most} runs at once");
 }
 
@@ -111,6 +106,157 @@ async fn sqlite_a_concurrency_limit_holds_across_worker_processes() {
 async fn postgres_a_concurrency_limit_holds_across_worker_processes() {
     if let Some(db) = Db::postgres().await {
         a_concurrency_limit_holds_across_worker_processes(db).await;
+    }
+}
+
+/// The most probe runs under way at once, over the runs' own start and end
+/// times; a run that never ended (its worker was killed) lasts until its
+/// job's next attempt starts.
+async fn most_runs_at_once(db: &Db) -> i64 {
+    db.any_pool()
+        .await
+        .count(
+            "SELECT CAST(max(n) AS BIGINT) FROM (SELECT (SELECT count(*) FROM probe_runs AS o \
+             WHERE o.started_at <= r.started_at AND COALESCE(o.ended_at, (SELECT a.started_at \
+             FROM probe_runs AS a WHERE a.job_id = o.job_id AND a.attempt = o.attempt + 1)) \
+             > r.started_at) AS n FROM probe_runs AS r) AS at_start",
+        )
+        .await
+}
+
+fn time(value: &Value) -> Timestamp {
+    serde_json::from_value(value.clone()).unwrap()
+}
+
+/// A worker that holds both places of a queue limited to 2 is SIGKILLed.
+/// Its jobs keep counting until they are rescued: no other job of the queue
+/// starts before. Then two other workers run them again and run the rest,
+/// never more than 2 at once.
+async fn a_concurrency_limit_holds_after_a_worker_is_killed(db: Db) {
+    db.run(&["queues", "limit", "limited", "--concurrency", "2"]);
+    for (payload, priority, count) in [(r#"{"sleep_ms": 2000}"#, "5", "2"), ("{}", "0", "10")] {
+        db.run(&[
+            "jobs",
+            "enqueue",
+            "probe",
+            payload,
+            "--queue",
+            "limited",
+            "--priority",
+            priority,
+            "--count",
+            count,
+        ]);
+    }
+    let env = [("QUEUES", "limited:4"), ("LEASE_TIMEOUT", "2s")];
+    let debug = [env[0], env[1], ("LOG_LEVEL", "info,tasuki_worker=debug")];
+    let killed = Worker::spawn(&db, &debug, &[]);
+    killed.wait_for("job started", 2, Duration::from_secs(30));
+    killed.signal("-KILL");
+    let survivors: Vec<Worker> = (0..2)
+        .map(|_| Worker::spawn(&db, &env, &["--until-empty"]))
+        .collect();
+    for status in wait_all(survivors, Duration::from_secs(120)) {
+        assert_eq!(status.code(), Some(0));
+    }
+
+    let jobs = db.json(&[
+        "jobs", "list", "--queue", "limited", "--limit", "100", "--json",
+    ]);
+    let jobs = jobs["items"].as_array().unwrap();
+    assert_eq!(jobs.len(), 12);
+    assert!(
+        jobs.iter().all(|job| job["status"] == "completed"),
+        "{jobs:?}"
+    );
+    let (rescued, rest): (Vec<&Value>, Vec<&Value>) =
+        jobs.iter().partition(|job| job["priority"] == 5);
+    let rescues: Vec<Timestamp> = rescued
+        .iter()
+        .map(|job| {
+            assert_eq!(job["attempt"], 2, "{job}");
+            let errors = job["errors"].as_array().unwrap();
+            assert_eq!(errors.len(), 1, "{job}");
+            assert_eq!(errors[0]["error"], "lease expired");
+            time(&errors[0]["at"])
+        })
+        .collect();
+    let rescued_at = rescues.into_iter().min().unwrap();
+    for job in rest {
+        assert!(
+            time(&job["started_at"]) >= rescued_at,
+            "{job} started before {rescued_at:?}"
+        );
+    }
+    let most = most_runs_at_once(&db).await;
+    assert!((1..=2).contains(&most), "{most} runs at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_concurrency_limit_holds_after_a_worker_is_killed() {
+    a_concurrency_limit_holds_after_a_worker_is_killed(Db::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_concurrency_limit_holds_after_a_worker_is_killed() {
+    if let Some(db) = Db::postgres().await {
+        a_concurrency_limit_holds_after_a_worker_is_killed(db).await;
+    }
+}
+
+/// A resume reaches every worker process at once: two idle workers with one
+/// slot each start the paused queue's two jobs within a second of it. Left
+/// to themselves they would look again only after their 5 s idle wait.
+async fn a_resume_reaches_every_worker_within_a_second(db: Db) {
+    db.run(&["queues", "pause", "email"]);
+    db.run(&[
+        "jobs",
+        "enqueue",
+        "probe",
+        r#"{"sleep_ms": 5000}"#,
+        "--queue",
+        "email",
+        "--count",
+        "2",
+    ]);
+    let env = [
+        ("QUEUES", "email:1"),
+        ("LOG_LEVEL", "info,tasuki_worker=debug"),
+    ];
+    let workers: Vec<Worker> = (0..2).map(|_| Worker::spawn(&db, &env, &[])).collect();
+    for worker in &workers {
+        worker.wait_for("worker started", 1, Duration::from_secs(30));
+    }
+    let resumed = Timestamp::now();
+    db.run(&["queues", "resume", "email"]);
+    for worker in &workers {
+        worker.wait_for("job started", 1, Duration::from_secs(30));
+    }
+    let jobs = db.json(&["jobs", "list", "--queue", "email", "--json"]);
+    let jobs = jobs["items"].as_array().unwrap();
+    let owners: BTreeSet<&str> = jobs
+        .iter()
+        .map(|job| job["lease_owner"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners.len(), 2, "one job in each worker: {jobs:?}");
+    for job in jobs {
+        let waited = time(&job["started_at"]).since(resumed);
+        assert!(
+            waited < Duration::from_secs(1),
+            "{job} started {waited:?} after the resume"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_resume_reaches_every_worker_within_a_second() {
+    a_resume_reaches_every_worker_within_a_second(Db::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_resume_reaches_every_worker_within_a_second() {
+    if let Some(db) = Db::postgres().await {
+        a_resume_reaches_every_worker_within_a_second(db).await;
     }
 }
 
