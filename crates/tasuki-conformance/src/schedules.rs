@@ -70,7 +70,7 @@ pub async fn schedule_slots_fire_once_across_processes(db: &TestDb) {
         let mut firers = tokio::task::JoinSet::new();
         for store in stores.iter().chain(stores.iter()) {
             let store = store.clone();
-            firers.spawn(async move { fire_due(&*store, now).await.unwrap() });
+            firers.spawn(async move { fire_due(&*store, now, None).await.unwrap() });
         }
         firers.join_all().await;
     }
@@ -116,7 +116,7 @@ pub async fn schedule_missed_slot_policies(db: &TestDb) {
     ];
     store.schedule_sync(&schedules, T0).await.unwrap();
     let gap = at(secs(2 * 3600 + 20 * 60));
-    fire_due(&**store, gap).await.unwrap();
+    fire_due(&**store, gap, None).await.unwrap();
     let slots = slots_by_type(store).await;
     assert!(!slots.contains_key("skip"), "02:00 was 20 minutes late");
     assert_eq!(slots["coalesce"], [at(secs(140 * 60))]);
@@ -125,7 +125,9 @@ pub async fn schedule_missed_slot_policies(db: &TestDb) {
     assert_eq!((skipped.cursor, skipped.last_slot), (at(secs(7200)), None));
 
     // 03:00 is reached 10 s late: within the grace, it fires.
-    fire_due(&**store, at(secs(3 * 3600 + 10))).await.unwrap();
+    fire_due(&**store, at(secs(3 * 3600 + 10)), None)
+        .await
+        .unwrap();
     assert_eq!(slots_by_type(store).await["skip"], [at(secs(3 * 3600))]);
 }
 
@@ -138,16 +140,16 @@ pub async fn schedule_pause_and_resume(db: &TestDb) {
     let before = stored(store, "every").await.due(at(secs(300))).unwrap();
     store.schedule_pause("every").await.unwrap();
     assert_eq!(store.schedule_fire(before).await.unwrap(), None);
-    fire_due(&**store, at(secs(600))).await.unwrap();
+    fire_due(&**store, at(secs(600)), None).await.unwrap();
     let paused = stored(store, "every").await;
     assert!(paused.paused && paused.recent_jobs.is_empty());
     assert_eq!(paused.next_run(at(secs(600))), None);
 
     store.schedule_resume("every", at(secs(630))).await.unwrap();
-    let fired = fire_due(&**store, at(secs(650))).await.unwrap();
+    let fired = fire_due(&**store, at(secs(650)), None).await.unwrap();
     assert!(fired.jobs.is_empty(), "no slot of the pause fires");
     assert_eq!(fired.next, Some(at(secs(660))));
-    fire_due(&**store, at(secs(660))).await.unwrap();
+    fire_due(&**store, at(secs(660)), None).await.unwrap();
     assert_eq!(slots_by_type(store).await["every"], [at(secs(660))]);
 
     for missing in [
@@ -188,7 +190,7 @@ pub async fn schedule_sync_updates_and_deletes(db: &TestDb) {
     assert_eq!(resynced.revision, 2);
     assert_eq!(resynced.cursor, T0, "a change keeps the cursor");
     assert_eq!(resynced.schedule.spec.cron, "*/2 * * * *");
-    fire_due(&**store, at(secs(120))).await.unwrap();
+    fire_due(&**store, at(secs(120)), None).await.unwrap();
     assert_eq!(slots_by_type(store).await["s"], [at(secs(120))]);
 
     store.schedule_sync(&[], at(secs(150))).await.unwrap();

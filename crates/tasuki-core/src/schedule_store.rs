@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 
-use crate::{Fire, JobId, Schedule, StoreResult, StoredSchedule, Timestamp};
+use crate::{Fire, JobCheck, JobId, Schedule, StoreResult, StoredSchedule, Timestamp};
 
 /// Which schedules to list, and how many of each one's newest jobs.
 #[derive(Clone, Debug, Default)]
@@ -45,26 +45,45 @@ pub trait ScheduleStore: Send + Sync {
 pub struct FiredSlots {
     /// Each schedule that enqueued jobs in this pass, with their ids.
     pub jobs: Vec<(String, Vec<JobId>)>,
-    /// The earliest slot still to come of any unpaused schedule.
+    /// Each schedule whose due jobs the check refused, with why; it stays
+    /// due, for a process that knows its job type.
+    pub refused: Vec<(String, String)>,
+    /// The earliest slot still to come of any unpaused schedule but those
+    /// refused.
     pub next: Option<Timestamp>,
 }
 
 /// Fires every slot due at `now` of every schedule, as its missed-slot
 /// policy says: what each process's scheduler does at each wake-up. A fire
 /// that another process got to first is read again, in case slots it did
-/// not see are still due.
+/// not see are still due. `check` (a worker's registry) checks each job and
+/// fills in what its type says (queue, retries, unique key), as for every
+/// other enqueue.
 pub async fn fire_due(
     store: &(impl ScheduleStore + ?Sized),
     now: Timestamp,
+    check: Option<&dyn JobCheck>,
 ) -> StoreResult<FiredSlots> {
     let mut fired = FiredSlots::default();
     loop {
         let schedules = store.schedule_list(ScheduleQuery::default()).await?;
         let mut lost = false;
         for stored in &schedules {
-            let Some(fire) = stored.due(now) else {
+            let Some(mut fire) = stored.due(now) else {
                 continue;
             };
+            let name = &stored.schedule.name;
+            if let Some(check) = check
+                && let Err(error) = fire
+                    .jobs
+                    .iter_mut()
+                    .try_for_each(|(_, job)| check.check(job))
+            {
+                if fired.refused.iter().all(|(refused, _)| refused != name) {
+                    fired.refused.push((name.clone(), error));
+                }
+                continue;
+            }
             match store.schedule_fire(fire).await? {
                 Some(ids) if !ids.is_empty() => {
                     fired.jobs.push((stored.schedule.name.clone(), ids));
@@ -74,7 +93,16 @@ pub async fn fire_due(
             }
         }
         if !lost {
-            fired.next = schedules.iter().filter_map(|s| s.next_run(now)).min();
+            fired.next = schedules
+                .iter()
+                .filter(|s| {
+                    fired
+                        .refused
+                        .iter()
+                        .all(|(name, _)| *name != s.schedule.name)
+                })
+                .filter_map(|s| s.next_run(now))
+                .min();
             return Ok(fired);
         }
     }

@@ -34,11 +34,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Fires every slot due now, and says so in the log.
+/// Fires every slot due now, its jobs checked by the registry like every
+/// other enqueue, and says so in the log. A schedule of a type this process
+/// does not know is left to the processes that do.
 pub(crate) async fn round(shared: &Shared) -> StoreResult<FiredSlots> {
-    let fired = fire_due(&*shared.store, shared.clock.now()).await?;
+    let fired = fire_due(&*shared.store, shared.clock.now(), Some(&*shared.registry)).await?;
     for (name, ids) in &fired.jobs {
         tracing::info!(worker_id = %shared.config.id, schedule = %name, jobs = ?ids, "schedule fired");
+    }
+    for (name, error) in &fired.refused {
+        tracing::warn!(worker_id = %shared.config.id, schedule = %name, error = %error, "schedule not fired here: its job was refused");
     }
     Ok(fired)
 }

@@ -14,7 +14,7 @@ async fn list_pause_and_resume_schedules(engine: Engine) {
     let hourly = schedule("hourly", "0 * * * *", Missed::CatchUp, Some(3));
     app.store.schedule_sync(&[hourly], start).await.unwrap();
     let in_two_hours = start.saturating_add(std::time::Duration::from_secs(7200));
-    let fired = fire_due(&*app.store, in_two_hours).await.unwrap();
+    let fired = fire_due(&*app.store, in_two_hours, None).await.unwrap();
     let ids: Vec<i64> = fired.jobs[0].1.iter().rev().map(|id| id.0).collect();
 
     let list = app.get("/schedules", "/schedules").await;

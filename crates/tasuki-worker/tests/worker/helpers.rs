@@ -91,6 +91,8 @@ struct Echo;
 #[async_trait]
 impl Handler for Echo {
     const JOB_TYPE: &'static str = "echo";
+    /// Not the default: a schedule's jobs must get it from the registry.
+    const MAX_RETRIES: i32 = 7;
     type Payload = Value;
 
     fn schema() -> Value {

@@ -261,24 +261,36 @@ async fn writes_commit_with_the_completion_or_fail_the_attempt(engine: Engine) {
     );
 }
 
-/// A step of the scheduler fires what is due on the pinned clock, and the
-/// worker runs the jobs; a second step finds nothing more to fire.
+/// A step of the scheduler fires what is due on the pinned clock, its jobs
+/// checked by the registry (they get their type's retries), and the worker
+/// runs them; a second step finds nothing more to fire. A schedule of a type
+/// this worker does not know is left due, for a process that knows it.
 async fn schedule_once_fires_due_slots_for_the_worker_to_run(engine: Engine) {
     let env = Env::new(engine).await;
     let echo = tasuki_conformance::schedule("echo", "*/10 * * * * *", Missed::CatchUp, None);
-    env.store.schedule_sync(&[echo], T0).await.unwrap();
+    let unknown = tasuki_conformance::schedule("unknown", "*/5 * * * * *", Missed::Coalesce, None);
+    env.store.schedule_sync(&[echo, unknown], T0).await.unwrap();
     let worker = env.worker();
     env.clock.advance(Duration::from_secs(35));
     let fired = worker.schedule_once().await.unwrap();
     assert_eq!(fired.jobs.len(), 1);
     assert_eq!(fired.jobs[0].1.len(), 3, "slots 10, 20 and 30 s");
-    assert_eq!(fired.next, Some(T0.saturating_add(Duration::from_secs(40))));
-    assert!(worker.schedule_once().await.unwrap().jobs.is_empty());
+    assert_eq!(fired.refused.len(), 1);
+    assert_eq!(fired.refused[0].0, "unknown");
+    assert_eq!(
+        fired.next,
+        Some(T0.saturating_add(Duration::from_secs(40))),
+        "the refused schedule's due slot is not the next wake-up"
+    );
+    let again = worker.schedule_once().await.unwrap();
+    assert!(again.jobs.is_empty());
+    assert_eq!(again.refused.len(), 1, "still due");
     assert_eq!(worker.drain().await.unwrap(), 3);
     for id in &fired.jobs[0].1 {
         let job = env.job(*id).await;
         assert_eq!(job.status, JobStatus::Completed);
         assert_eq!(job.result, Some(json!({"from": "echo"})));
+        assert_eq!(job.max_retries, 7, "the type's, from the registry");
     }
 }
 
