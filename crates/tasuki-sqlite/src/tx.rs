@@ -16,6 +16,7 @@ use tasuki_core::{
 use crate::jobs::{by_id, returned_ids};
 use crate::queries;
 use crate::rows::Error;
+use crate::writer::exec;
 
 /// The transaction that a job's writes run in, on the writer's connection.
 pub struct Tx<'c> {
@@ -94,15 +95,16 @@ pub(crate) fn complete(
                 continue;
             };
             let tx = Tx::new(conn, writes.check());
-            conn.execute_batch("SAVEPOINT job_writes")?;
+            exec(conn, "SAVEPOINT job_writes")?;
             match run(writes, &tx) {
                 Ok(()) => {
-                    conn.execute_batch("RELEASE job_writes")?;
+                    exec(conn, "RELEASE job_writes")?;
                     enqueued |= tx.enqueued();
                     done.push(completion);
                 }
                 Err(error) => {
-                    conn.execute_batch("ROLLBACK TO job_writes; RELEASE job_writes")?;
+                    exec(conn, "ROLLBACK TO job_writes")?;
+                    exec(conn, "RELEASE job_writes")?;
                     failed_writes.push((completion.id, error.into()));
                 }
             }

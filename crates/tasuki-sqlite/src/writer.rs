@@ -375,9 +375,15 @@ impl Turns {
     }
 
     fn exec(&self, sql: &str) -> Result<(), Error> {
-        self.conn.prepare_cached(sql)?.execute([])?;
-        Ok(())
+        exec(&self.conn, sql)
     }
+}
+
+/// Runs a statement without parameters, parsed once per connection: the
+/// transaction and savepoint statements of every turn.
+pub(crate) fn exec(conn: &Connection, sql: &str) -> Result<(), Error> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 #[cfg(test)]
