@@ -10,10 +10,11 @@ use anyhow::ensure;
 use tasuki_core::Timestamp;
 
 // The store's statements, byte for byte: a claim of every queue lists the
-// queues with ready jobs, then claims the one it finds (all jobs here are in
-// `default`).
+// queues with ready jobs and their priority bands, then claims the one band
+// it finds (all jobs here are in `default`, at one priority).
 const READY_QUEUES: &str = include_str!("../../tasuki-sqlite/queries/job/ready_queues.sql");
-const CLAIM: &str = include_str!("../../tasuki-sqlite/queries/job/claim_queue.sql");
+const BANDS: &str = include_str!("../../tasuki-sqlite/queries/job/bands.sql");
+const CLAIM: &str = include_str!("../../tasuki-sqlite/queries/job/claim_band.sql");
 const COMPLETE: &str = include_str!("../../tasuki-sqlite/queries/job/complete_many.sql");
 
 /// Claims `batch` jobs at a time and completes them until none is left, on a
@@ -26,6 +27,7 @@ pub(crate) fn ceiling(path: &str, n: usize, batch: usize) -> anyhow::Result<f64>
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;
     let mut ready_queues = conn.prepare(READY_QUEUES)?;
+    let mut bands = conn.prepare(BANDS)?;
     let mut claim = conn.prepare(CLAIM)?;
     let mut complete = conn.prepare(COMPLETE)?;
     let mut attempts = String::new();
@@ -41,7 +43,15 @@ pub(crate) fn ceiling(path: &str, n: usize, batch: usize) -> anyhow::Result<f64>
         else {
             break;
         };
-        let mut rows = claim.query(("ceiling", lease, now.as_micros(), batch as i64, queue))?;
+        let Some(priority) = bands
+            .query_map([&queue], |row| row.get::<_, i64>(0))?
+            .next()
+            .transpose()?
+        else {
+            break;
+        };
+        let now = now.as_micros();
+        let mut rows = claim.query(("ceiling", lease, now, batch as i64, queue, priority))?;
         attempts.clear();
         attempts.push('{');
         while let Some(row) = rows.next()? {

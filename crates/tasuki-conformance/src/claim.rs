@@ -43,9 +43,15 @@ pub async fn claim_is_exclusive_under_concurrency(store: Arc<dyn Store>) {
     assert_eq!(stats.count(JobStatus::Processing), 2_000);
 }
 
-/// A claim of every queue takes the best jobs over all of them, whichever
-/// queue they are in.
+/// A claim of every queue takes the best due jobs over all of them, whichever
+/// queue they are in; a better job not yet due waits.
 pub async fn claim_orders_by_priority_then_schedule_then_id(store: Arc<dyn Store>) {
+    let not_due = store
+        .job_insert(noop(T0).priority(9).scheduled_at(at(secs(100))))
+        .await
+        .unwrap()
+        .job
+        .id;
     let low_early = store.job_insert(noop(T0).priority(0)).await.unwrap().job.id;
     let high_late = store
         .job_insert(
@@ -85,6 +91,7 @@ pub async fn claim_orders_by_priority_then_schedule_then_id(store: Arc<dyn Store
     );
     let rest = claim(&store, "w", 10, at(secs(10))).await;
     assert_eq!(ids(&rest), [low_early, low_early_2, negative]);
+    assert_eq!(ids(&claim(&store, "w", 10, at(secs(100))).await), [not_due]);
     let job = &rest[0];
     assert_eq!(job.status, JobStatus::Processing);
     assert_eq!(job.attempt, 1);

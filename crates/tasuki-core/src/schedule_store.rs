@@ -57,8 +57,8 @@ pub struct FiredSlots {
 /// policy says: what each process's scheduler does at each wake-up. A fire
 /// that another process got to first is read again, in case slots it did
 /// not see are still due. `check` (a worker's registry) checks each job and
-/// fills in what its type says (queue, retries, unique key), as for every
-/// other enqueue.
+/// fills in what its type says (queue, retries), as for every other enqueue;
+/// a schedule's jobs carry no unique key, as each slot fires once.
 pub async fn fire_due(
     store: &(impl ScheduleStore + ?Sized),
     now: Timestamp,
@@ -74,10 +74,14 @@ pub async fn fire_due(
             };
             let name = &stored.schedule.name;
             if let Some(check) = check
-                && let Err(error) = fire
-                    .jobs
-                    .iter_mut()
-                    .try_for_each(|(_, job)| check.check(job))
+                && let Err(error) = fire.jobs.iter_mut().try_for_each(|(_, job)| {
+                    check.check(job)?;
+                    // One job per slot is the schedule's own rule; a key
+                    // derived from the firing time would make the slots of a
+                    // catch-up one job.
+                    job.unique = None;
+                    Ok(())
+                })
             {
                 if fired.refused.iter().all(|(refused, _)| refused != name) {
                     fired.refused.push((name.clone(), error));

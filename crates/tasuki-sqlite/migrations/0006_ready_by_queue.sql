@@ -1,7 +1,4 @@
--- One ready index, by queue. A claim of every queue walks it queue by queue
--- (job/ready_queues.sql), so the second index in claim order that every
--- enqueue and claim kept up is gone.
+-- One ready index: `job_queue_ready_by_queue`. A claim walks it by queue and
+-- priority (job/ready_queues.sql, job/bands.sql), so the second index in
+-- claim order across queues, which every enqueue and claim kept up, is gone.
 DROP INDEX job_queue_ready;
-DROP INDEX job_queue_ready_by_queue;
-CREATE INDEX job_queue_ready ON job_queue (queue, priority DESC, scheduled_at, id)
-    WHERE status IN ('pending', 'retry_pending');

@@ -90,8 +90,9 @@ crate::queries! {
     JOB_INSERT_MANY = "job/insert_many.sql" => &[];
     JOB_UNIQUE_HOLDER = "job/unique_holder.sql" => JOB;
     JOB_READY_QUEUES = "job/ready_queues.sql" => &["queue"];
-    JOB_CLAIM_QUEUE = "job/claim_queue.sql" => JOB;
-    JOB_CANDIDATES = "job/candidates.sql" => &["priority", "scheduled_at", "id"];
+    JOB_BANDS = "job/bands.sql" => &["priority"];
+    JOB_CLAIM_BAND = "job/claim_band.sql" => JOB;
+    JOB_CANDIDATES = "job/candidates.sql" => &["scheduled_at", "id"];
     JOB_CLAIM_IDS = "job/claim_ids.sql" => JOB;
     JOB_COMPLETE_MANY = "job/complete_many.sql" => &["id"];
     JOB_HELD = "job/held.sql" => &["id"];

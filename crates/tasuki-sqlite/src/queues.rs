@@ -15,11 +15,10 @@ use crate::queries;
 use crate::rows::{self, Error};
 use crate::writer::Commit;
 
-/// A claim, run in one writer turn: the free queues' best jobs (one queue's
-/// in one statement when only it has ready jobs, the common case), then each
-/// limited queue's, as many as its limits leave. The writer runs
-/// one turn at a time, and other processes wait for the file's write lock,
-/// so the counts cannot change between the count and the claim.
+/// A claim, run in one writer turn: the free queues' best jobs, then each
+/// limited queue's, as many as its limits leave. The writer runs one turn at
+/// a time, and other processes wait for the file's write lock, so the counts
+/// cannot change between the count and the claim.
 pub(crate) struct Claim {
     pub(crate) owner: String,
     pub(crate) queue: Option<String>,
@@ -45,13 +44,10 @@ impl Claim {
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                match free.as_slice() {
-                    [] => Vec::new(),
-                    [queue] => self.jobs(conn, queue, self.limit)?,
-                    queues => self.best_of(conn, queues)?,
-                }
+                let free: Vec<&str> = free.iter().map(String::as_str).collect();
+                self.jobs(conn, &free, self.limit)?
             }
-            Some(queue) if held_back.is_empty() => self.jobs(conn, queue, self.limit)?,
+            Some(queue) if held_back.is_empty() => self.jobs(conn, &[queue], self.limit)?,
             Some(_) => Vec::new(),
         };
         for (queue, settings) in held_back {
@@ -96,7 +92,7 @@ impl Claim {
         if allowed == 0 {
             return Ok(Vec::new());
         }
-        let jobs = self.jobs(conn, queue, allowed)?;
+        let jobs = self.jobs(conn, &[queue], allowed)?;
         if window_start.is_some() && !jobs.is_empty() {
             conn.prepare_cached(queries::QUEUE_START.sql)?.execute((
                 queue,
@@ -107,27 +103,53 @@ impl Claim {
         Ok(jobs)
     }
 
-    /// Claims up to `limit` due jobs of one queue, best first.
-    fn jobs(&self, conn: &Connection, queue: &str, limit: u32) -> Result<Vec<Job>, Error> {
-        let mut statement = conn.prepare_cached(queries::JOB_CLAIM_QUEUE.sql)?;
-        let rows = statement.query((&self.owner, self.lease, self.now, limit, queue))?;
-        rows::all(rows, rows::job)
+    /// Claims up to `limit` due jobs of `queues`, best first. Each queue is
+    /// read by priority band (`job/bands.sql`), each band as a range that
+    /// ends at its first job not yet due. One band alone (the common case)
+    /// is claimed in one statement.
+    fn jobs(&self, conn: &Connection, queues: &[&str], limit: u32) -> Result<Vec<Job>, Error> {
+        let mut bands = Vec::new();
+        let mut statement = conn.prepare_cached(queries::JOB_BANDS.sql)?;
+        for queue in queues {
+            for priority in statement.query_map([queue], |row| row.get::<_, i64>(0))? {
+                bands.push((priority?, *queue));
+            }
+        }
+        match bands.as_slice() {
+            [] => Ok(Vec::new()),
+            [(priority, queue)] => {
+                let mut statement = conn.prepare_cached(queries::JOB_CLAIM_BAND.sql)?;
+                let rows =
+                    statement.query((&self.owner, self.lease, self.now, limit, queue, priority))?;
+                rows::all(rows, rows::job)
+            }
+            _ => self.best_of(conn, bands, limit),
+        }
     }
 
-    /// Claims the best `limit` due jobs over several queues. Each queue's
-    /// candidates come in claim order from the ready index alone, and are
-    /// read only while they beat the worst of the best found so far.
-    fn best_of(&self, conn: &Connection, queues: &[String]) -> Result<Vec<Job>, Error> {
-        let limit = self.limit as usize;
+    /// Claims the best `limit` due jobs of several bands. Bands are read
+    /// highest priority first, each in claim order from the ready index
+    /// alone, and only while they beat the worst of the best found so far.
+    fn best_of(
+        &self,
+        conn: &Connection,
+        mut bands: Vec<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<Job>, Error> {
+        bands.sort_by_key(|&(priority, _)| Reverse(priority));
+        let full = limit as usize;
         // Claim order: higher priority, then due earlier, then older; the
         // heap's top is the worst of the best.
         let mut best: BinaryHeap<(Reverse<i64>, i64, i64)> = BinaryHeap::new();
         let mut candidates = conn.prepare_cached(queries::JOB_CANDIDATES.sql)?;
-        for queue in queues {
-            let mut rows = candidates.query((queue, self.now, self.limit))?;
+        for (priority, queue) in bands {
+            if best.len() == full && best.peek().is_some_and(|worst| worst.0 < Reverse(priority)) {
+                break;
+            }
+            let mut rows = candidates.query((queue, priority, self.now, limit))?;
             while let Some(row) = rows.next()? {
-                let key = (Reverse(row.get(0)?), row.get(1)?, row.get(2)?);
-                if best.len() < limit {
+                let key = (Reverse(priority), row.get(0)?, row.get(1)?);
+                if best.len() < full {
                     best.push(key);
                 } else if best.peek().is_some_and(|worst| key < *worst) {
                     best.pop();

@@ -35,7 +35,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 }
 
 /// Fires every slot due now, its jobs checked by the registry like every
-/// other enqueue, and says so in the log. A schedule of a type this process
+/// other enqueue (their type's queue and retries), and says so in the log. A schedule of a type this process
 /// does not know is left to the processes that do.
 pub(crate) async fn round(shared: &Shared) -> StoreResult<FiredSlots> {
     let fired = fire_due(&*shared.store, shared.clock.now(), Some(&*shared.registry)).await?;

@@ -1,7 +1,8 @@
--- One queue's due jobs in claim order, read from job_queue_ready alone (no
--- row is visited): a claim of several queues merges them and takes the best
--- with claim_ids.sql in the same write.
-SELECT priority, scheduled_at, id FROM job_queue
-WHERE queue = ?1 AND status IN ('pending', 'retry_pending') AND scheduled_at <= ?2
-ORDER BY priority DESC, scheduled_at, id
-LIMIT ?3
+-- One band's due jobs (queue ?1, priority ?2), oldest due first, read from
+-- job_queue_ready_by_queue alone (no row is visited): a claim of several
+-- bands merges them and takes the best with claim_ids.sql in the same write.
+SELECT scheduled_at, id FROM job_queue
+WHERE queue = ?1 AND priority = ?2 AND status IN ('pending', 'retry_pending')
+    AND scheduled_at <= ?3
+ORDER BY scheduled_at, id
+LIMIT ?4

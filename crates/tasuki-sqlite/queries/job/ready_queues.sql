@@ -1,5 +1,5 @@
 -- The queues that have jobs in the ready set, due or not: one seek of
--- job_queue_ready per queue (a skip scan), whatever the queues' depth.
+-- job_queue_ready_by_queue per queue (a skip scan), whatever their depth.
 WITH RECURSIVE ready(queue) AS (
     SELECT (SELECT queue FROM job_queue WHERE status IN ('pending', 'retry_pending')
             ORDER BY queue LIMIT 1)

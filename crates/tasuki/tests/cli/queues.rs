@@ -134,7 +134,7 @@ fn time(value: &Value) -> Timestamp {
 /// never more than 2 at once.
 async fn a_concurrency_limit_holds_after_a_worker_is_killed(db: Db) {
     db.run(&["queues", "limit", "limited", "--concurrency", "2"]);
-    for (payload, priority, count) in [(r#"{"sleep_ms": 2000}"#, "5", "2"), ("{}", "0", "10")] {
+    for (payload, priority, count) in [(r#"{"sleep_ms": 4000}"#, "5", "2"), ("{}", "0", "10")] {
         db.run(&[
             "jobs",
             "enqueue",
@@ -205,7 +205,8 @@ async fn postgres_a_concurrency_limit_holds_after_a_worker_is_killed() {
 }
 
 /// A resume reaches every worker process at once: two idle workers with one
-/// slot each start the paused queue's two jobs within a second of it. Left
+/// slot each start the paused queue's two jobs within a second of the
+/// command's return. Left
 /// to themselves they would look again only after their 5 s idle wait.
 async fn a_resume_reaches_every_worker_within_a_second(db: Db) {
     db.run(&["queues", "pause", "email"]);
@@ -227,8 +228,8 @@ async fn a_resume_reaches_every_worker_within_a_second(db: Db) {
     for worker in &workers {
         worker.wait_for("worker started", 1, Duration::from_secs(30));
     }
-    let resumed = Timestamp::now();
     db.run(&["queues", "resume", "email"]);
+    let resumed = Timestamp::now();
     for worker in &workers {
         worker.wait_for("job started", 1, Duration::from_secs(30));
     }
