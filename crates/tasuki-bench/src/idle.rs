@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 
+use crate::cpu;
 use crate::http::{Server, free_port, wait_ready};
 use crate::queue::Target;
 
@@ -28,16 +29,6 @@ pub(crate) struct IdleArgs {
 
 /// CPU time (user and system, every thread) and peak RSS of a process.
 fn usage(pid: u32) -> anyhow::Result<(Duration, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("/proc/PID/stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of the whole line.
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let hwm_kib: f64 = status
         .lines()
@@ -47,8 +38,7 @@ fn usage(pid: u32) -> anyhow::Result<(Duration, f64)> {
         .trim_end_matches("kB")
         .trim()
         .parse()?;
-    // The kernel reports in USER_HZ, 100 per second on Linux.
-    Ok((Duration::from_millis(ticks * 10), hwm_kib / 1024.0))
+    Ok((cpu::process(pid)?, hwm_kib / 1024.0))
 }
 
 pub(crate) async fn run(args: IdleArgs) -> anyhow::Result<()> {

@@ -27,6 +27,7 @@
 //! ten queues against one, a rate limit's observed starts, and unique
 //! enqueues against plain ones.
 
+mod cpu;
 mod dashboard;
 mod http;
 mod idle;

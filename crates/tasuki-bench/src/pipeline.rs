@@ -15,6 +15,7 @@ use anyhow::{Context, ensure};
 use serde_json::json;
 use tokio::task::JoinSet;
 
+use crate::cpu;
 use crate::http::{Server, free_port, wait_ready};
 use crate::queue::{Target, percentile};
 
@@ -74,17 +75,19 @@ pub(crate) async fn run(args: PipelineArgs) -> anyhow::Result<()> {
         "pipeline benchmark, part 1: jobs that write, alone. `tasuki worker` drains {} signups' \
          user_created jobs (and the send_email jobs they enqueue), then {} data_analysis jobs \
          that write nothing of their own, each kind from a fresh database; jobs/s from the first \
-         start to the last completion",
+         start to the last completion; CPU: of the worker and the PostgreSQL server, per job \
+         that writes and per no-write job",
         args.users, args.users
     );
     println!(
-        "{:<24} {:>7} {:>15} {:>17} {:>15} {:>15}",
+        "{:<24} {:>7} {:>15} {:>17} {:>15} {:>15} {:>20}",
         "engine",
         "workers",
         "user_created/s",
         "+send_email jobs/s",
         "no-write jobs/s",
-        "writes/no-write"
+        "writes/no-write",
+        "CPU µs/job w/no-w"
     );
     for target in &targets {
         for &workers in &args.worker_counts {
@@ -97,15 +100,17 @@ pub(crate) async fn run(args: PipelineArgs) -> anyhow::Result<()> {
                 .status()?;
             ensure!(enqueued.success(), "tasuki jobs enqueue failed");
 
-            let mut db = drain(&args.tasuki, &users, workers, 2 * args.users).await?;
+            let (mut db, cpu_writes) = drain(&args.tasuki, &users, workers, 2 * args.users).await?;
             let user_created = rate(&mut db, "'user_created'").await?;
             let pipeline = rate(&mut db, "'user_created', 'send_email'").await?;
-            let mut db = drain(&args.tasuki, &nowrite, workers, args.users).await?;
+            let (mut db, cpu_no_write) = drain(&args.tasuki, &nowrite, workers, args.users).await?;
             let no_write = rate(&mut db, "'data_analysis'").await?;
             println!(
-                "{:<24} {workers:>7} {user_created:>15.0} {pipeline:>17.0} {no_write:>15.0} {:>14.0}%",
+                "{:<24} {workers:>7} {user_created:>15.0} {pipeline:>17.0} {no_write:>15.0} {:>14.0}% {:>13.0}/{:<6.0}",
                 target.label(),
-                100.0 * pipeline / no_write
+                100.0 * pipeline / no_write,
+                cpu_writes,
+                cpu_no_write
             );
         }
     }
@@ -116,7 +121,8 @@ pub(crate) async fn run(args: PipelineArgs) -> anyhow::Result<()> {
          (late: started over {} ms behind schedule); accepted: 2xx answers received within \
          the window; errors: requests never answered 2xx; depth: jobs not finished, at mid-window \
          and at its end; email: users.created_at to email_outbox.sent_at for the window's \
-         signups, unsent {} s after the window counted as never",
+         signups, unsent {} s after the window counted as never; cores: CPU over the window of \
+         tasuki run, the PostgreSQL server, this bench, and the machine's left idle",
         args.worker_count
             .map_or("3, the default".to_owned(), |n| n.to_string()),
         args.duration.as_secs_f64(),
@@ -124,7 +130,7 @@ pub(crate) async fn run(args: PipelineArgs) -> anyhow::Result<()> {
         GRACE.as_secs()
     );
     println!(
-        "{:<24} {:>9} {:>10} {:>6} {:>6} {:>11} {:>15} {:>9} {:>9} {:>7} {:>8}",
+        "{:<24} {:>9} {:>10} {:>6} {:>6} {:>11} {:>15} {:>9} {:>9} {:>7} {:>8} {:>19}",
         "engine",
         "offered/s",
         "accepted/s",
@@ -135,7 +141,8 @@ pub(crate) async fn run(args: PipelineArgs) -> anyhow::Result<()> {
         "email p50",
         "email p99",
         "unsent",
-        "keeps up"
+        "keeps up",
+        "cores t/db/bench/idle"
     );
     for target in &targets {
         let mut highest = None;
@@ -147,7 +154,7 @@ pub(crate) async fn run(args: PipelineArgs) -> anyhow::Result<()> {
             }
             let depth = format!("{}/{}", w.depth_mid, w.depth_end);
             println!(
-                "{:<24} {rate:>9} {:>10.0} {:>6} {:>6} {:>11.0} {depth:>15} {:>9} {:>9} {:>7} {:>8}",
+                "{:<24} {rate:>9} {:>10.0} {:>6} {:>6} {:>11.0} {depth:>15} {:>9} {:>9} {:>7} {:>8} {:>21}",
                 target.label(),
                 w.accepted,
                 w.errors,
@@ -156,7 +163,8 @@ pub(crate) async fn run(args: PipelineArgs) -> anyhow::Result<()> {
                 millis(w.p50),
                 millis(w.p99),
                 w.unsent,
-                if keeps_up { "yes" } else { "no" }
+                if keeps_up { "yes" } else { "no" },
+                w.cores
             );
         }
         println!(
@@ -241,8 +249,9 @@ async fn seed_users(
 }
 
 /// Runs `tasuki worker` until no job is left to run, and checks that all
-/// `jobs` completed.
-async fn drain(path: &Path, url: &str, workers: u16, jobs: usize) -> anyhow::Result<Db> {
+/// `jobs` completed; answers with the CPU time that the worker and the
+/// PostgreSQL server spent per job, in microseconds.
+async fn drain(path: &Path, url: &str, workers: u16, jobs: usize) -> anyhow::Result<(Db, f64)> {
     let mut db = Db::open(url).await?;
     let mut worker = Server(
         tasuki(path, url)
@@ -250,13 +259,18 @@ async fn drain(path: &Path, url: &str, workers: u16, jobs: usize) -> anyhow::Res
             .env("WORKER_COUNT", workers.to_string())
             .spawn()?,
     );
-    // Both counts read a partial index, so that polling costs the drain little.
-    let left = "SELECT (SELECT count(*) FROM job_queue WHERE status IN ('pending', 'retry_pending')) \
-        + (SELECT count(*) FROM job_queue WHERE status = 'processing')";
+    let cpu_before = Cpu::read(worker.0.id())?;
+    // Each test stops at the first entry of a partial index, so that polling
+    // costs the drain little (counting them cost PostgreSQL 15 ms a poll).
+    let left = "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM job_queue \
+        WHERE status IN ('pending', 'retry_pending')) \
+        OR EXISTS (SELECT 1 FROM job_queue WHERE status = 'processing') THEN 1 ELSE 0 END AS BIGINT)";
     while db.row::<1>(left).await?[0] > 0 {
         ensure!(worker.0.try_wait()?.is_none(), "tasuki worker exited");
         tokio::time::sleep(POLL).await;
     }
+    let cpu_after = Cpu::read(worker.0.id())?;
+    let spent = (cpu_after.tasuki - cpu_before.tasuki) + (cpu_after.db - cpu_before.db);
     drop(worker);
     let [completed, total] = db
         .row("SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FROM job_queue")
@@ -265,7 +279,7 @@ async fn drain(path: &Path, url: &str, workers: u16, jobs: usize) -> anyhow::Res
         completed == total && total == jobs as i64,
         "{completed} of {total} jobs completed, {jobs} expected"
     );
-    Ok(db)
+    Ok((db, spent.as_secs_f64() * 1e6 / jobs as f64))
 }
 
 /// Completed jobs of `types` (quoted, comma-separated) per second, from the
@@ -294,6 +308,8 @@ struct Window {
     p50: f64,
     p99: f64,
     unsent: usize,
+    /// `tasuki/db/bench/idle` cores over the window.
+    cores: String,
 }
 
 impl Window {
@@ -325,6 +341,7 @@ async fn window(
 
     let offered = (f64::from(rate) * args.duration.as_secs_f64()) as usize;
     let mut tasks = JoinSet::new();
+    let cpu_after = Cpu::read(server.0.id())?;
     let (start, start_us) = (Instant::now(), micros_now()?);
     for n in 0..offered {
         let due = start + Duration::from_secs_f64(n as f64 / f64::from(rate));
@@ -339,6 +356,8 @@ async fn window(
         });
     }
     let end = start + args.duration;
+    tokio::time::sleep_until(end.into()).await;
+    let cores = cpu_after.cores(&Cpu::read(server.0.id())?);
     tokio::time::sleep_until((end + GRACE).into()).await;
     let (mut accepted, mut errors, mut late) = (0, 0, 0);
     while let Some(done) = tasks.join_next().await {
@@ -398,7 +417,47 @@ async fn window(
         p50: percentile(&latencies, 50.0),
         p99: percentile(&latencies, 99.0),
         unsent: latencies.iter().filter(|l| l.is_infinite()).count(),
+        cores,
     })
+}
+
+/// CPU time so far: of the tasuki process, of the PostgreSQL server's
+/// processes (none on SQLite), of this bench, and of the whole machine.
+struct Cpu {
+    tasuki: Duration,
+    db: Duration,
+    bench: Duration,
+    busy: Duration,
+    all: Duration,
+    at: Instant,
+}
+
+impl Cpu {
+    fn read(tasuki: u32) -> anyhow::Result<Cpu> {
+        let (busy, all) = cpu::machine()?;
+        Ok(Cpu {
+            tasuki: cpu::process(tasuki)?,
+            db: cpu::server("postgres")?,
+            bench: cpu::process(std::process::id())?,
+            busy,
+            all,
+            at: Instant::now(),
+        })
+    }
+
+    /// The cores each used from this reading to `later`'s, and the machine's
+    /// that none used: `tasuki/db/bench/idle`.
+    fn cores(&self, later: &Cpu) -> String {
+        let wall = (later.at - self.at).as_secs_f64();
+        let per = |a: Duration, b: Duration| (b - a).as_secs_f64() / wall;
+        let idle = per(self.all - self.busy, later.all - later.busy);
+        format!(
+            "{:.2}/{:.2}/{:.2}/{idle:.2}",
+            per(self.tasuki, later.tasuki),
+            per(self.db, later.db),
+            per(self.bench, later.bench),
+        )
+    }
 }
 
 fn micros_now() -> anyhow::Result<i64> {
