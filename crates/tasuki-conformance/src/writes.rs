@@ -1,6 +1,6 @@
 //! A job's writes committed with its completion, on each engine. The writes
-//! go to a table of the test's own, `effects`, as an application's would,
-//! and may enqueue a job.
+//! may enqueue a job, then go to a table of the test's own, `effects`, as an
+//! application's would, with the id that the enqueue answered.
 
 use std::sync::Arc;
 
@@ -12,9 +12,10 @@ use tasuki_sqlite::Commit;
 
 use crate::{Backend, LEASE, T0, TestDb, at, claim, noop, secs};
 
-/// Creates the test's own table: `effects (job_id)`, unique.
+/// Creates the test's own table: `effects (job_id, follow_up)`, unique by
+/// job.
 pub async fn create_effects(backend: &Backend) {
-    const TABLE: &str = "CREATE TABLE effects (job_id bigint PRIMARY KEY)";
+    const TABLE: &str = "CREATE TABLE effects (job_id bigint PRIMARY KEY, follow_up bigint)";
     match backend {
         Backend::Sqlite(store) => store
             .write(Commit::Acknowledged, |tx| {
@@ -28,46 +29,54 @@ pub async fn create_effects(backend: &Backend) {
     }
 }
 
-/// A job's writes: a row in `effects`, and `follow_up` enqueued when given.
+/// A job's writes: `follow_up` enqueued when given, then a row in
+/// `effects` that holds its id. A row that breaks the key fails the writes
+/// after the enqueue.
 pub fn effect(backend: &Backend, job_id: i64, follow_up: Option<NewJob>) -> Writes {
     match backend {
         Backend::Sqlite(_) => tasuki_sqlite::writes(move |tx| {
-            tx.conn()
-                .execute("INSERT INTO effects (job_id) VALUES (?1)", [job_id])?;
-            if let Some(job) = &follow_up {
-                tx.enqueue(job.clone())?;
-            }
+            let enqueued = match &follow_up {
+                Some(job) => Some(tx.enqueue(job.clone())?.0),
+                None => None,
+            };
+            tx.conn().execute(
+                "INSERT INTO effects (job_id, follow_up) VALUES (?1, ?2)",
+                (job_id, enqueued),
+            )?;
             Ok(())
         }),
         Backend::Postgres(_) => tasuki_postgres::writes(move |tx| {
             let follow_up = follow_up.clone();
             Box::pin(async move {
-                sqlx::query("INSERT INTO effects (job_id) VALUES ($1)")
+                let enqueued = match follow_up {
+                    Some(job) => Some(tx.enqueue(job).await?.0),
+                    None => None,
+                };
+                sqlx::query("INSERT INTO effects (job_id, follow_up) VALUES ($1, $2)")
                     .bind(job_id)
+                    .bind(enqueued)
                     .execute(tx.conn())
                     .await?;
-                if let Some(job) = follow_up {
-                    tx.enqueue(job).await?;
-                }
                 Ok(())
             })
         }),
     }
 }
 
-/// The rows of `effects`, in order.
-pub async fn effects(backend: &Backend) -> Vec<i64> {
-    const SELECT: &str = "SELECT job_id FROM effects ORDER BY job_id";
+/// The rows of `effects`, in order: each job's id, and the id its enqueue
+/// answered.
+pub async fn effects(backend: &Backend) -> Vec<(i64, Option<i64>)> {
+    const SELECT: &str = "SELECT job_id, follow_up FROM effects ORDER BY job_id";
     match backend {
         Backend::Sqlite(store) => store
             .read(|conn| {
                 let mut statement = conn.prepare(SELECT)?;
-                let rows = statement.query_map([], |row| row.get(0))?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             })
             .await
             .unwrap(),
-        Backend::Postgres(store) => sqlx::query_scalar(SELECT)
+        Backend::Postgres(store) => sqlx::query_as(SELECT)
             .fetch_all(store.pool())
             .await
             .unwrap(),
@@ -114,9 +123,12 @@ pub async fn writes_commit_with_the_completion(db: &TestDb) {
     let done = store.job_get(id).await.unwrap();
     assert_eq!(done.status, JobStatus::Completed);
     assert_eq!(done.result, Some(json!({"done": true})));
-    assert_eq!(effects(&db.backend).await, [id.0]);
     let follow_ups = jobs_of_type(store, "follow_up").await;
     assert_eq!(follow_ups.len(), 1);
+    assert_eq!(
+        effects(&db.backend).await,
+        [(id.0, Some(follow_ups[0].id.0))]
+    );
     assert_eq!(
         (follow_ups[0].status, follow_ups[0].priority),
         (JobStatus::Pending, 2)
@@ -149,8 +161,12 @@ pub async fn writes_of_a_lost_lease_do_not_commit(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(completed.ids, [id]);
-    assert_eq!(effects(&db.backend).await, [id.0]);
-    assert_eq!(jobs_of_type(store, "follow_up").await.len(), 1);
+    let follow_ups = jobs_of_type(store, "follow_up").await;
+    assert_eq!(follow_ups.len(), 1);
+    assert_eq!(
+        effects(&db.backend).await,
+        [(id.0, Some(follow_ups[0].id.0))]
+    );
 }
 
 /// Refuses one job type, as a registry refuses a payload.
@@ -167,8 +183,9 @@ impl JobCheck for Refuse {
 }
 
 /// Completions of one batch commit together, and writes that fail roll back
-/// alone: one whose row breaks a unique key, and one whose follow-up job its
-/// check refuses, leave nothing and are reported; the others commit.
+/// alone: one whose row breaks a unique key after it enqueued a job, and one
+/// whose follow-up job its check refuses, leave nothing and are reported;
+/// the others commit.
 pub async fn failing_writes_roll_back_alone(db: &TestDb) {
     create_effects(&db.backend).await;
     let store = &db.store;
@@ -180,7 +197,7 @@ pub async fn failing_writes_roll_back_alone(db: &TestDb) {
     let batch = vec![
         completing(kept, effect(&db.backend, kept.id.0, Some(follow_up()))),
         // The same row as `kept`'s: the unique key refuses it.
-        completing(duplicate, effect(&db.backend, kept.id.0, None)),
+        completing(duplicate, effect(&db.backend, kept.id.0, Some(follow_up()))),
         completing(
             refused,
             effect(&db.backend, refused.id.0, Some(follow_up()))
@@ -213,6 +230,10 @@ pub async fn failing_writes_roll_back_alone(db: &TestDb) {
             JobStatus::Processing
         );
     }
-    assert_eq!(effects(&db.backend).await, [kept.id.0]);
-    assert_eq!(jobs_of_type(store, "follow_up").await.len(), 1);
+    let follow_ups = jobs_of_type(store, "follow_up").await;
+    assert_eq!(follow_ups.len(), 1);
+    assert_eq!(
+        effects(&db.backend).await,
+        [(kept.id.0, Some(follow_ups[0].id.0))]
+    );
 }

@@ -256,6 +256,47 @@ async fn insert_plain(
     Ok(ids(inserted))
 }
 
+/// Takes `n` ids from the sequence, for jobs that `insert_with_ids` adds
+/// later in the transaction; in ascending order.
+pub(crate) async fn take_ids(conn: &mut sqlx::PgConnection, n: usize) -> StoreResult<Vec<i64>> {
+    let n = i32::try_from(n).map_err(|_| StoreError::Database("too many ids".into()))?;
+    let mut taken = sqlx::query_file_scalar!("queries/job/take_ids.sql", n)
+        .fetch_all(conn)
+        .await
+        .map_err(db_error)?;
+    taken.sort_unstable();
+    Ok(taken)
+}
+
+/// Adds jobs with no unique key under the ids taken for them, in one
+/// statement.
+pub(crate) async fn insert_with_ids(
+    conn: &mut sqlx::PgConnection,
+    new_jobs: &[(i64, NewJob)],
+) -> StoreResult<()> {
+    let mut columns = Columns::with_capacity(new_jobs.len());
+    let mut job_ids = Vec::with_capacity(new_jobs.len());
+    for (id, job) in new_jobs {
+        job_ids.push(*id);
+        columns.push(job);
+    }
+    sqlx::query_file!(
+        "queries/job/insert_many_ids.sql",
+        &job_ids,
+        &columns.types,
+        &columns.payloads,
+        &columns.queues,
+        &columns.priorities,
+        &columns.retries,
+        &columns.due,
+        &columns.created
+    )
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl JobStore for PgStore {
     async fn job_insert(&self, job: NewJob) -> StoreResult<Enqueued> {

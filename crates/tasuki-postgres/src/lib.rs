@@ -95,9 +95,13 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(db_error)?;
+        // No round trip to test a connection before each use: every claim
+        // and batch would pay it, and their callers try again after an
+        // error, on a fresh connection.
         let bookkeeping = PgPoolOptions::new()
             .max_connections(bookkeeping_size)
             .acquire_timeout(config.acquire_timeout)
+            .test_before_acquire(false)
             .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         migrate::run(&pool, &migrate::QUEUE).await?;
         let jobs_added = Arc::new(Notify::new());

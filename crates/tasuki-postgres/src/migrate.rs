@@ -25,6 +25,7 @@ pub(crate) const QUEUE: Migrations = Migrations {
             include_str!("../migrations/0003_schedules.sql"),
         ),
         (4, "monitor", include_str!("../migrations/0004_monitor.sql")),
+        (5, "plans", include_str!("../migrations/0005_plans.sql")),
     ],
 };
 

@@ -1,12 +1,19 @@
 //! A job's own writes on PostgreSQL, and the completions that commit them.
 //!
 //! A job's writes are an async closure over a [`Tx`]. A batch of completions
-//! is one transaction: it locks the rows of the attempts that still hold
-//! their leases, runs each job's writes, then completes every job whose
-//! writes succeeded in one statement. Writes run straight in the transaction
-//! first; when some fail, the batch rolls back and runs again with each
-//! job's writes in a savepoint of its own, so that those that fail roll back
-//! alone. Failures are rare, and a savepoint costs two round trips per job.
+//! is one transaction. It first completes, in one statement, every job whose
+//! attempt still holds its lease, which locks their rows; then it runs those
+//! jobs' writes straight in the transaction, and inserts the jobs that they
+//! enqueued in one more statement. When some writes fail, the batch rolls
+//! back and runs again isolated: the rows are locked first, each job's
+//! writes run in a savepoint of their own, so that those that fail roll back
+//! alone, and only the others complete. Failures are rare, and a savepoint
+//! costs two round trips per job.
+//!
+//! Enqueued jobs wait for the end of the batch, under ids taken from the
+//! sequence when the first is enqueued: one insert for the batch instead of
+//! a round trip per job, and the new rows stay out of the ready index,
+//! where every claim would step over them, until just before the commit.
 
 use std::panic::AssertUnwindSafe;
 
@@ -17,7 +24,7 @@ use tasuki_core::{
     Completed, Completion, JobCheck, JobId, NewJob, StoreError, Timestamp, Writes, check_enqueue,
 };
 
-use crate::jobs::{ids, insert_many};
+use crate::jobs::{ids, insert_many, insert_with_ids, take_ids};
 use crate::rows::db_error;
 
 /// What a job's writes fail with: PostgreSQL's errors and the core's, so
@@ -53,7 +60,21 @@ impl From<Error> for StoreError {
 pub struct Tx<'c> {
     conn: &'c mut PgConnection,
     check: Option<&'c dyn JobCheck>,
-    enqueued: bool,
+    later: &'c mut Later,
+}
+
+/// The jobs that a batch's writes enqueued with no unique key, inserted
+/// together before the completions.
+#[derive(Default)]
+struct Later {
+    jobs: Vec<(i64, NewJob)>,
+    /// Ids taken from the sequence and not given yet, the last first.
+    ids: Vec<i64>,
+    /// How many ids to take when none is left: one per job whose writes
+    /// have not run yet, this one's included.
+    want: usize,
+    /// Whether some writes inserted a unique job at once.
+    unique_enqueued: bool,
 }
 
 impl Tx<'_> {
@@ -65,17 +86,33 @@ impl Tx<'_> {
 
     /// Enqueues a job in the same transaction, checked by the worker's
     /// registry against its type's schema, like every other enqueue. A
-    /// unique job whose key is held answers with the holder's id.
+    /// unique job is inserted at once, and one whose key is held answers
+    /// with the holder's id; any other waits for the end of the batch,
+    /// under an id taken now.
     pub async fn enqueue(&mut self, mut job: NewJob) -> Result<JobId, Error> {
         check_enqueue(self.check, &mut job)?;
-        // The set-based insert answers with ids only, not whole rows.
-        let id = insert_many(self.conn, vec![job])
-            .await?
-            .first()
-            .map(|inserted| inserted.id)
-            .ok_or_else(|| StoreError::Database("the insert returned no id".into()))?;
-        self.enqueued = true;
-        Ok(id)
+        if job.unique.is_some() {
+            // The set-based insert answers with ids only, not whole rows.
+            let id = insert_many(self.conn, vec![job])
+                .await?
+                .first()
+                .map(|inserted| inserted.id)
+                .ok_or_else(|| StoreError::Database("the insert returned no id".into()))?;
+            self.later.unique_enqueued = true;
+            return Ok(id);
+        }
+        if self.later.ids.is_empty() {
+            let mut taken = take_ids(self.conn, self.later.want.max(1)).await?;
+            taken.reverse();
+            self.later.ids = taken;
+        }
+        let id = self
+            .later
+            .ids
+            .pop()
+            .ok_or_else(|| StoreError::Database("the sequence gave no id".into()))?;
+        self.later.jobs.push((id, job));
+        Ok(JobId(id))
     }
 }
 
@@ -98,90 +135,145 @@ where
 }
 
 /// Completes a batch in the transaction on `conn` (see the module's
-/// documentation); also says whether the writes enqueued jobs. With
-/// `isolate`, each job's writes run in a savepoint of their own; without,
-/// they run straight in the transaction (two round trips fewer per job), and
-/// `None` says that some failed: the caller rolls back and runs the batch
-/// again, isolated.
+/// documentation); also says whether the writes enqueued jobs.
+///
+/// Without `isolate`, the completions go first: their fenced update locks
+/// the rows of the attempts that still hold their leases, and those jobs'
+/// writes run after it, straight in the transaction. `None` says that some
+/// failed: the caller rolls back and runs the batch again, isolated. With
+/// `isolate`, those rows are locked first, each job's writes run in a
+/// savepoint of their own, and only the jobs whose writes succeeded
+/// complete.
 pub(crate) async fn complete(
     conn: &mut PgConnection,
     now: Timestamp,
     completions: &[Completion],
     isolate: bool,
 ) -> Result<Option<(Completed, bool)>, Error> {
-    let (with_writes, mut done): (Vec<&Completion>, Vec<&Completion>) =
-        completions.iter().partition(|c| c.writes.is_some());
+    let with_writes: Vec<&Completion> = completions.iter().filter(|c| c.writes.is_some()).collect();
+    let mut later = Later::default();
     let mut failed_writes = Vec::new();
-    let mut enqueued = false;
-    if !with_writes.is_empty() {
-        let (job_ids, attempts): (Vec<i64>, Vec<i32>) =
-            with_writes.iter().map(|c| (c.id.0, c.attempt)).unzip();
-        let held = ids(sqlx::query_file_scalar!(
-            "queries/job/held.sql",
-            now.to_datetime(),
-            &job_ids,
-            &attempts
-        )
-        .fetch_all(&mut *conn)
-        .await?);
-        for completion in with_writes {
-            let Some(writes) = &completion.writes else {
-                continue;
-            };
+    let completed = if isolate {
+        let held = held(conn, now, &with_writes).await?;
+        let mut done: Vec<&Completion> =
+            completions.iter().filter(|c| c.writes.is_none()).collect();
+        for (i, completion) in with_writes.iter().enumerate() {
             if held.binary_search(&completion.id).is_err() {
                 continue;
             }
-            if isolate {
-                conn.execute("SAVEPOINT job_writes").await?;
-            }
-            let mut tx = Tx {
-                conn: &mut *conn,
-                check: writes.check(),
-                enqueued: false,
-            };
-            match run(writes, &mut tx).await {
+            conn.execute("SAVEPOINT job_writes").await?;
+            // A failure drops the jobs these writes enqueued.
+            let mark = later.jobs.len();
+            match run(conn, completion, &mut later, with_writes.len() - i).await {
                 Ok(()) => {
-                    enqueued |= tx.enqueued;
-                    if isolate {
-                        conn.execute("RELEASE job_writes").await?;
-                    }
+                    conn.execute("RELEASE job_writes").await?;
                     done.push(completion);
                 }
-                Err(_) if !isolate => return Ok(None),
                 Err(error) => {
+                    later.jobs.truncate(mark);
                     conn.execute("ROLLBACK TO job_writes").await?;
                     conn.execute("RELEASE job_writes").await?;
                     failed_writes.push((completion.id, error.into()));
                 }
             }
         }
+        insert_later(conn, &later).await?;
+        complete_many(conn, now, done).await?
+    } else {
+        let completed = complete_many(conn, now, completions.iter().collect()).await?;
+        for (i, completion) in with_writes.iter().enumerate() {
+            if completed.binary_search(&completion.id).is_ok()
+                && run(conn, completion, &mut later, with_writes.len() - i)
+                    .await
+                    .is_err()
+            {
+                return Ok(None);
+            }
+        }
+        insert_later(conn, &later).await?;
+        completed
+    };
+    let enqueued = later.unique_enqueued || !later.jobs.is_empty();
+    let completed = Completed {
+        ids: completed,
+        failed_writes,
+    };
+    Ok(Some((completed, enqueued)))
+}
+
+/// Of the jobs whose writes are to run, those whose attempts still hold
+/// their leases, locked until the transaction ends; in id order.
+async fn held(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    with_writes: &[&Completion],
+) -> Result<Vec<JobId>, Error> {
+    if with_writes.is_empty() {
+        return Ok(Vec::new());
     }
+    let (job_ids, attempts): (Vec<i64>, Vec<i32>) =
+        with_writes.iter().map(|c| (c.id.0, c.attempt)).unzip();
+    Ok(ids(sqlx::query_file_scalar!(
+        "queries/job/held.sql",
+        now.to_datetime(),
+        &job_ids,
+        &attempts
+    )
+    .fetch_all(conn)
+    .await?))
+}
+
+/// Completes the jobs whose attempts still hold their leases; their ids, in
+/// order.
+async fn complete_many(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    done: Vec<&Completion>,
+) -> Result<Vec<JobId>, Error> {
     let (mut job_ids, mut attempts, mut results) = (Vec::new(), Vec::new(), Vec::new());
     for c in done {
         job_ids.push(c.id.0);
         attempts.push(c.attempt);
         results.push(c.result.clone());
     }
-    let completed = sqlx::query_file_scalar!(
+    Ok(ids(sqlx::query_file_scalar!(
         "queries/job/complete_many.sql",
         now.to_datetime(),
         &job_ids,
         &attempts,
         &results as &[Option<serde_json::Value>]
     )
-    .fetch_all(&mut *conn)
-    .await?;
-    let completed = Completed {
-        ids: ids(completed),
-        failed_writes,
-    };
-    Ok(Some((completed, enqueued)))
+    .fetch_all(conn)
+    .await?))
 }
 
-/// Runs one job's writes; a panic is their failure alone.
-async fn run(writes: &Writes, tx: &mut Tx<'_>) -> Result<(), Error> {
+/// Inserts the jobs that the writes enqueued and waited for the batch.
+async fn insert_later(conn: &mut PgConnection, later: &Later) -> Result<(), Error> {
+    if !later.jobs.is_empty() {
+        insert_with_ids(conn, &later.jobs).await?;
+    }
+    Ok(())
+}
+
+/// Runs one job's writes, `remaining` of the batch's writes left with
+/// these; a panic is their failure alone.
+async fn run(
+    conn: &mut PgConnection,
+    completion: &Completion,
+    later: &mut Later,
+    remaining: usize,
+) -> Result<(), Error> {
+    let Some(writes) = &completion.writes else {
+        return Ok(());
+    };
     let PgWrites(write) = writes.engine::<PgWrites>()?;
-    AssertUnwindSafe(write(tx))
+    later.want = remaining;
+    let mut tx = Tx {
+        conn,
+        check: writes.check(),
+        later,
+    };
+    AssertUnwindSafe(write(&mut tx))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| Err(StoreError::Database("the job's writes panicked".into()).into()))

@@ -1,4 +1,2 @@
-SELECT min(scheduled_at) AS next
-FROM job_queue
-WHERE status IN ('pending', 'retry_pending')
-    AND queue NOT IN (SELECT name FROM queues WHERE paused)
+-- See tasuki_next_scheduled in migrations/0005_plans.sql.
+SELECT tasuki_next_scheduled() AS next
