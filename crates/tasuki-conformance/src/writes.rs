@@ -183,17 +183,17 @@ impl JobCheck for Refuse {
 }
 
 /// Completions of one batch commit together, and writes that fail roll back
-/// alone: one whose row breaks a unique key after it enqueued a job, and one
-/// whose follow-up job its check refuses, leave nothing and are reported;
-/// the others commit.
+/// alone: one whose row breaks a unique key after it enqueued a job, one
+/// whose follow-up job its check refuses, and one whose follow-up job the
+/// database refuses, leave nothing and are reported; the others commit.
 pub async fn failing_writes_roll_back_alone(db: &TestDb) {
     create_effects(&db.backend).await;
     let store = &db.store;
-    for _ in 0..4 {
+    for _ in 0..5 {
         store.job_insert(noop(T0)).await.unwrap();
     }
-    let jobs = claim(store, "w", 4, T0).await;
-    let (kept, duplicate, refused, plain) = (&jobs[0], &jobs[1], &jobs[2], &jobs[3]);
+    let jobs = claim(store, "w", 5, T0).await;
+    let (kept, duplicate, refused, plain, bad) = (&jobs[0], &jobs[1], &jobs[2], &jobs[3], &jobs[4]);
     let batch = vec![
         completing(kept, effect(&db.backend, kept.id.0, Some(follow_up()))),
         // The same row as `kept`'s: the unique key refuses it.
@@ -209,11 +209,17 @@ pub async fn failing_writes_roll_back_alone(db: &TestDb) {
             result: None,
             writes: None,
         },
+        // A negative retry count breaks the table's check.
+        completing(
+            bad,
+            effect(&db.backend, bad.id.0, Some(follow_up().max_retries(-1))),
+        ),
     ];
     let completed = store.job_complete_many(at(secs(5)), batch).await.unwrap();
     assert_eq!(completed.ids, [kept.id, plain.id]);
     let failed = &completed.failed_writes;
-    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert!(failed.iter().any(|(id, _)| *id == bad.id));
     assert!(
         failed
             .iter()
@@ -224,7 +230,7 @@ pub async fn failing_writes_roll_back_alone(db: &TestDb) {
             .iter()
             .any(|(id, e)| *id == refused.id && matches!(e, StoreError::Rejected(_)))
     );
-    for job in [duplicate, refused] {
+    for job in [duplicate, refused, bad] {
         assert_eq!(
             store.job_get(job.id).await.unwrap().status,
             JobStatus::Processing

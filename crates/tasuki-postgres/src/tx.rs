@@ -1,19 +1,19 @@
 //! A job's own writes on PostgreSQL, and the completions that commit them.
 //!
 //! A job's writes are an async closure over a [`Tx`]. A batch of completions
-//! is one transaction. It first completes, in one statement, every job whose
-//! attempt still holds its lease, which locks their rows; then it runs those
-//! jobs' writes straight in the transaction, and inserts the jobs that they
-//! enqueued in one more statement. When some writes fail, the batch rolls
-//! back and runs again isolated: the rows are locked first, each job's
-//! writes run in a savepoint of their own, so that those that fail roll back
-//! alone, and only the others complete. Failures are rare, and a savepoint
-//! costs two round trips per job.
+//! is one transaction: it locks the rows of the attempts that still hold
+//! their leases, runs each job's writes, inserts the jobs that they enqueued
+//! in one statement, then completes the jobs in one more. Writes run
+//! straight in the transaction first; when something fails, the batch rolls
+//! back and runs again with each job's writes, and the jobs they enqueued,
+//! in a savepoint of their own, so that those that fail roll back alone.
+//! Failures are rare, and a savepoint costs two round trips per job.
 //!
-//! Enqueued jobs wait for the end of the batch, under ids taken from the
-//! sequence when the first is enqueued: one insert for the batch instead of
-//! a round trip per job, and the new rows stay out of the ready index,
-//! where every claim would step over them, until just before the commit.
+//! Enqueued jobs wait for the end of the batch's writes, under ids taken
+//! from the sequence when the first is enqueued: one insert for the batch
+//! instead of a round trip per job, and the new rows stay out of the ready
+//! index, where every claim would step over them, until just before the
+//! commit.
 
 use std::panic::AssertUnwindSafe;
 
@@ -64,7 +64,7 @@ pub struct Tx<'c> {
 }
 
 /// The jobs that a batch's writes enqueued with no unique key, inserted
-/// together before the completions.
+/// together after the writes and before the completions.
 #[derive(Default)]
 struct Later {
     jobs: Vec<(i64, NewJob)>,
@@ -73,8 +73,20 @@ struct Later {
     /// How many ids to take when none is left: one per job whose writes
     /// have not run yet, this one's included.
     want: usize,
-    /// Whether some writes inserted a unique job at once.
-    unique_enqueued: bool,
+    /// Whether some writes inserted a job.
+    inserted: bool,
+}
+
+impl Later {
+    /// Inserts the jobs from `from` on, in one statement.
+    async fn insert(&mut self, conn: &mut PgConnection, from: usize) -> Result<(), Error> {
+        if self.jobs.len() > from {
+            insert_with_ids(conn, &self.jobs[from..]).await?;
+            self.jobs.truncate(from);
+            self.inserted = true;
+        }
+        Ok(())
+    }
 }
 
 impl Tx<'_> {
@@ -87,18 +99,21 @@ impl Tx<'_> {
     /// Enqueues a job in the same transaction, checked by the worker's
     /// registry against its type's schema, like every other enqueue. A
     /// unique job is inserted at once, and one whose key is held answers
-    /// with the holder's id; any other waits for the end of the batch,
-    /// under an id taken now.
+    /// with the holder's id. Any other may wait for the end of the writes,
+    /// under an id taken now: until then no row has that id, so a foreign
+    /// key to it must be deferred.
     pub async fn enqueue(&mut self, mut job: NewJob) -> Result<JobId, Error> {
         check_enqueue(self.check, &mut job)?;
-        if job.unique.is_some() {
+        // At once, too, when no id is left and no other job's writes are to
+        // run: an id taken now would cost the same round trip.
+        if job.unique.is_some() || (self.later.ids.is_empty() && self.later.want <= 1) {
             // The set-based insert answers with ids only, not whole rows.
             let id = insert_many(self.conn, vec![job])
                 .await?
                 .first()
                 .map(|inserted| inserted.id)
                 .ok_or_else(|| StoreError::Database("the insert returned no id".into()))?;
-            self.later.unique_enqueued = true;
+            self.later.inserted = true;
             return Ok(id);
         }
         if self.later.ids.is_empty() {
@@ -135,15 +150,11 @@ where
 }
 
 /// Completes a batch in the transaction on `conn` (see the module's
-/// documentation); also says whether the writes enqueued jobs.
-///
-/// Without `isolate`, the completions go first: their fenced update locks
-/// the rows of the attempts that still hold their leases, and those jobs'
-/// writes run after it, straight in the transaction. `None` says that some
-/// failed: the caller rolls back and runs the batch again, isolated. With
-/// `isolate`, those rows are locked first, each job's writes run in a
-/// savepoint of their own, and only the jobs whose writes succeeded
-/// complete.
+/// documentation); also says whether the writes enqueued jobs. With
+/// `isolate`, each job's writes, and the jobs they enqueued, go in a
+/// savepoint of their own; without, straight in the transaction (two round
+/// trips fewer per job), and `None` says that something failed: the caller
+/// rolls back and runs the batch again, isolated.
 pub(crate) async fn complete(
     conn: &mut PgConnection,
     now: Timestamp,
@@ -151,54 +162,48 @@ pub(crate) async fn complete(
     isolate: bool,
 ) -> Result<Option<(Completed, bool)>, Error> {
     let with_writes: Vec<&Completion> = completions.iter().filter(|c| c.writes.is_some()).collect();
+    let held = held(conn, now, &with_writes).await?;
+    let mut done: Vec<&Completion> = completions.iter().filter(|c| c.writes.is_none()).collect();
     let mut later = Later::default();
     let mut failed_writes = Vec::new();
-    let completed = if isolate {
-        let held = held(conn, now, &with_writes).await?;
-        let mut done: Vec<&Completion> =
-            completions.iter().filter(|c| c.writes.is_none()).collect();
-        for (i, completion) in with_writes.iter().enumerate() {
-            if held.binary_search(&completion.id).is_err() {
-                continue;
-            }
+    for (i, completion) in with_writes.iter().enumerate() {
+        if held.binary_search(&completion.id).is_err() {
+            continue;
+        }
+        if isolate {
             conn.execute("SAVEPOINT job_writes").await?;
-            // A failure drops the jobs these writes enqueued.
-            let mark = later.jobs.len();
-            match run(conn, completion, &mut later, with_writes.len() - i).await {
-                Ok(()) => {
+        }
+        let mark = later.jobs.len();
+        let mut wrote = run(conn, completion, &mut later, with_writes.len() - i).await;
+        if isolate && wrote.is_ok() {
+            // Isolated, the jobs go in at once: one that the database
+            // refuses fails these writes alone.
+            wrote = later.insert(conn, mark).await;
+        }
+        match wrote {
+            Ok(()) => {
+                if isolate {
                     conn.execute("RELEASE job_writes").await?;
-                    done.push(completion);
                 }
-                Err(error) => {
-                    later.jobs.truncate(mark);
-                    conn.execute("ROLLBACK TO job_writes").await?;
-                    conn.execute("RELEASE job_writes").await?;
-                    failed_writes.push((completion.id, error.into()));
-                }
+                done.push(completion);
+            }
+            Err(_) if !isolate => return Ok(None),
+            Err(error) => {
+                later.jobs.truncate(mark);
+                conn.execute("ROLLBACK TO job_writes").await?;
+                conn.execute("RELEASE job_writes").await?;
+                failed_writes.push((completion.id, error.into()));
             }
         }
-        insert_later(conn, &later).await?;
-        complete_many(conn, now, done).await?
-    } else {
-        let completed = complete_many(conn, now, completions.iter().collect()).await?;
-        for (i, completion) in with_writes.iter().enumerate() {
-            if completed.binary_search(&completion.id).is_ok()
-                && run(conn, completion, &mut later, with_writes.len() - i)
-                    .await
-                    .is_err()
-            {
-                return Ok(None);
-            }
-        }
-        insert_later(conn, &later).await?;
-        completed
-    };
-    let enqueued = later.unique_enqueued || !later.jobs.is_empty();
+    }
+    if later.insert(conn, 0).await.is_err() {
+        return Ok(None);
+    }
     let completed = Completed {
-        ids: completed,
+        ids: complete_many(conn, now, done).await?,
         failed_writes,
     };
-    Ok(Some((completed, enqueued)))
+    Ok(Some((completed, later.inserted)))
 }
 
 /// Of the jobs whose writes are to run, those whose attempts still hold
@@ -245,14 +250,6 @@ async fn complete_many(
     )
     .fetch_all(conn)
     .await?))
-}
-
-/// Inserts the jobs that the writes enqueued and waited for the batch.
-async fn insert_later(conn: &mut PgConnection, later: &Later) -> Result<(), Error> {
-    if !later.jobs.is_empty() {
-        insert_with_ids(conn, &later.jobs).await?;
-    }
-    Ok(())
 }
 
 /// Runs one job's writes, `remaining` of the batch's writes left with
