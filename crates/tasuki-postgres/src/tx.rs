@@ -161,9 +161,9 @@ pub(crate) async fn complete(
     completions: &[Completion],
     isolate: bool,
 ) -> Result<Option<(Completed, bool)>, Error> {
-    let with_writes: Vec<&Completion> = completions.iter().filter(|c| c.writes.is_some()).collect();
+    let (with_writes, mut done): (Vec<&Completion>, Vec<&Completion>) =
+        completions.iter().partition(|c| c.writes.is_some());
     let held = held(conn, now, &with_writes).await?;
-    let mut done: Vec<&Completion> = completions.iter().filter(|c| c.writes.is_none()).collect();
     let mut later = Later::default();
     let mut failed_writes = Vec::new();
     for (i, completion) in with_writes.iter().enumerate() {
