@@ -341,7 +341,7 @@ async fn window(
 
     let offered = (f64::from(rate) * args.duration.as_secs_f64()) as usize;
     let mut tasks = JoinSet::new();
-    let cpu_after = Cpu::read(server.0.id())?;
+    let cpu_at_start = Cpu::read(server.0.id())?;
     let (start, start_us) = (Instant::now(), micros_now()?);
     for n in 0..offered {
         let due = start + Duration::from_secs_f64(n as f64 / f64::from(rate));
@@ -357,7 +357,7 @@ async fn window(
     }
     let end = start + args.duration;
     tokio::time::sleep_until(end.into()).await;
-    let cores = cpu_after.cores(&Cpu::read(server.0.id())?);
+    let cores = cpu_at_start.cores(&Cpu::read(server.0.id())?);
     tokio::time::sleep_until((end + GRACE).into()).await;
     let (mut accepted, mut errors, mut late) = (0, 0, 0);
     while let Some(done) = tasks.join_next().await {
