@@ -163,8 +163,9 @@ impl AppStore for PgApp {
     }
 
     async fn email_get(&self, id: i64) -> StoreResult<EmailMessage> {
+        // Read by `send_email` jobs alone, which run again after an error.
         let row = sqlx::query_file!("postgres/queries/email/get.sql", id)
-            .fetch_one(self.store.pool())
+            .fetch_one(self.store.bookkeeping())
             .await
             .map_err(db_error)?;
         Ok(EmailMessage {

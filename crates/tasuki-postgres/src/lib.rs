@@ -132,7 +132,9 @@ impl PgStore {
     }
 
     /// The pool for writes that a crash may lose without harm, because what
-    /// they record happens again (`synchronous_commit` off).
+    /// they record happens again (`synchronous_commit` off), and for the
+    /// reads of jobs, which run again after an error: a connection is not
+    /// tested with a round trip before each use.
     pub fn bookkeeping(&self) -> &PgPool {
         &self.bookkeeping
     }
