@@ -26,6 +26,11 @@ pub(crate) const QUEUE: Migrations = Migrations {
         ),
         (4, "monitor", include_str!("../migrations/0004_monitor.sql")),
         (5, "plans", include_str!("../migrations/0005_plans.sql")),
+        (
+            6,
+            "generic_plans",
+            include_str!("../migrations/0006_generic_plans.sql"),
+        ),
     ],
 };
 
