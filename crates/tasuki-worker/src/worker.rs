@@ -317,10 +317,11 @@ fn finished(
     Some(pool)
 }
 
-/// How many batches of outcomes are written at once. On PostgreSQL each is
-/// a transaction of its own on the bookkeeping pool, so the round trips of
-/// jobs' writes overlap as far as the pool has connections; on SQLite they
-/// share the writer's turns.
+/// How many batches of outcomes are written at once. On PostgreSQL each
+/// part of a batch (see `WRITES_PER_TRANSACTION`) is a transaction of its
+/// own on the bookkeeping pool, so the round trips of jobs' writes overlap
+/// as far as the pool has connections; on SQLite they share the writer's
+/// turns.
 const RECORDERS: usize = 4;
 
 /// Writes outcomes as they come, in batches of whatever arrived meanwhile,
