@@ -31,6 +31,11 @@ pub(crate) const QUEUE: Migrations = Migrations {
             "generic_plans",
             include_str!("../migrations/0006_generic_plans.sql"),
         ),
+        (
+            7,
+            "batch_plans",
+            include_str!("../migrations/0007_batch_plans.sql"),
+        ),
     ],
 };
 
