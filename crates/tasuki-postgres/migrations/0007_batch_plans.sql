@@ -8,9 +8,9 @@
 -- millisecond a call; so these statements read jobs by key alone. They
 -- name no status: a job holds a lease exactly while it is processing, which
 -- this check states for every row, so `lease_expires_at > now` says both.
+-- (Adding it reads the whole table under the migration's lock.)
 ALTER TABLE job_queue ADD CONSTRAINT job_queue_lease_while_processing
-    CHECK ((status = 'processing') = (lease_expires_at IS NOT NULL)) NOT VALID;
-ALTER TABLE job_queue VALIDATE CONSTRAINT job_queue_lease_while_processing;
+    CHECK ((status = 'processing') = (lease_expires_at IS NOT NULL));
 
 -- The jobs whose attempt still holds an unexpired lease, locked in id order
 -- until the transaction that completes them commits: a rescue or a
