@@ -13,6 +13,7 @@
 
 mod data_analysis;
 mod email;
+mod group;
 mod model;
 mod postgres;
 mod probe;

@@ -3,21 +3,26 @@
 //! in the same database. Signups commit in groups: one statement inserts a
 //! batch's users (a taken email inserts nothing, so one caller's duplicate
 //! does not undo the others), one inserts their jobs, and one commit with
-//! one WAL flush serves them all.
+//! one WAL flush serves them all. `send_email` jobs read their messages in
+//! groups too: one statement and one round trip for every job that asks
+//! while another group is read.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Transaction};
 use tasuki_core::{JobId, Migrations, Page, StoreError, StoreResult, Timestamp, Writes};
 use tasuki_postgres::{PgStore, corrupt, db_error, insert_jobs, writes};
 
+use crate::group::Group;
 use crate::model::{
     AgeFilter, AppStore, EmailMessage, JobFor, NewUser, Onboarding, User, UserProfile,
 };
-use crate::signup::{Signup, SignupQueue, SignupResult, answers, assign_users};
+use crate::signup::{Signup, SignupResult, answers, assign_users};
 
 /// The application's tables, in a ledger of their own.
 pub(crate) const MIGRATIONS: Migrations = Migrations {
@@ -39,12 +44,13 @@ pub(crate) const MIGRATIONS: Migrations = Migrations {
 /// The application's store on PostgreSQL.
 pub struct PgApp {
     store: Arc<PgStore>,
-    signups: SignupQueue,
+    signups: Group<Signup, (User, JobId)>,
+    emails: Group<i64, EmailMessage>,
 }
 
 impl PgApp {
     /// Applies the application's migrations, and starts the signups' group
-    /// commit.
+    /// commit and the emails' group reads.
     pub async fn open(store: Arc<PgStore>) -> StoreResult<Self> {
         store.migrate(&MIGRATIONS).await?;
         let pool = store.pool().clone();
@@ -52,9 +58,22 @@ impl PgApp {
             let pool = pool.clone();
             async move { pool.begin().await.map_err(db_error) }
         };
-        let (signups, task) = SignupQueue::new(begin, insert_signups);
+        let (signups, task) = Group::new("signup", begin, insert_signups);
         tokio::spawn(task);
-        Ok(Self { store, signups })
+        // Read by `send_email` jobs alone, which run again after an error:
+        // the bookkeeping pool does not test a connection before each use.
+        let pool = store.bookkeeping().clone();
+        let acquire = move || {
+            let pool = pool.clone();
+            async move { pool.acquire().await.map_err(db_error) }
+        };
+        let (emails, task) = Group::new("email read", acquire, read_emails);
+        tokio::spawn(task);
+        Ok(Self {
+            store,
+            signups,
+            emails,
+        })
     }
 }
 
@@ -163,20 +182,7 @@ impl AppStore for PgApp {
     }
 
     async fn email_get(&self, id: i64) -> StoreResult<EmailMessage> {
-        // Read by `send_email` jobs alone, which run again after an error.
-        let row = sqlx::query_file!("postgres/queries/email/get.sql", id)
-            .fetch_one(self.store.bookkeeping())
-            .await
-            .map_err(db_error)?;
-        Ok(EmailMessage {
-            id: row.id,
-            user_id: row.user_id,
-            kind: row.kind,
-            recipient: row.recipient,
-            subject: row.subject,
-            body: row.body,
-            sent_at: row.sent_at.map(Timestamp::from),
-        })
+        self.emails.submit(id).await
     }
 
     fn email_sent(&self, id: i64, now: Timestamp) -> Writes {
@@ -226,6 +232,36 @@ impl AppStore for PgApp {
         .map_err(db_error)?;
         Ok(())
     }
+}
+
+/// A group's messages in one statement, each caller's by its id.
+async fn read_emails(
+    mut conn: PoolConnection<Postgres>,
+    ids: Vec<i64>,
+) -> StoreResult<Vec<StoreResult<EmailMessage>>> {
+    let rows = sqlx::query_file!("postgres/queries/email/get_many.sql", &ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let by_id: HashMap<i64, EmailMessage> = rows
+        .into_iter()
+        .map(|row| {
+            let email = EmailMessage {
+                id: row.id,
+                user_id: row.user_id,
+                kind: row.kind,
+                recipient: row.recipient,
+                subject: row.subject,
+                body: row.body,
+                sent_at: row.sent_at.map(Timestamp::from),
+            };
+            (email.id, email)
+        })
+        .collect();
+    Ok(ids
+        .iter()
+        .map(|id| by_id.get(id).cloned().ok_or(StoreError::NotFound))
+        .collect())
 }
 
 /// The batch's users in one `unnest` insert, then the jobs of those whose

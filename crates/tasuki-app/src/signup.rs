@@ -1,24 +1,12 @@
-//! Group commit for signups on PostgreSQL. Callers queue their
-//! signup and wait; one task takes the database's writer first, then every
-//! signup that queued until it had it, and hands them to the engine's batch
-//! insert: one transaction, one flush to disk for all of them. Every caller
-//! is answered after the commit that holds its rows.
+//! Signups in batches: which caller gets which inserted user, and the jobs
+//! of the new users. PostgreSQL commits its signups in groups
+//! ([`crate::group`]): one transaction, one flush to disk for all of them.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-
-use futures_channel::{mpsc, oneshot};
-use futures_util::{FutureExt, StreamExt};
 
 use tasuki_core::{JobId, NewJob, StoreError, StoreResult, Timestamp};
 
 use crate::model::{JobFor, NewUser, User};
-
-/// The most signups one transaction takes.
-const BATCH: usize = 512;
-/// How many signups may wait; callers beyond it wait to queue (backpressure).
-const QUEUE: usize = 8 * BATCH;
 
 /// One caller's signup: the user and the builder of its job.
 pub(crate) struct Signup {
@@ -29,95 +17,6 @@ pub(crate) struct Signup {
 
 /// What a signup gets: the user and its job, or why not.
 pub(crate) type SignupResult = StoreResult<(User, JobId)>;
-
-struct Queued {
-    signup: Signup,
-    reply: oneshot::Sender<SignupResult>,
-}
-
-/// Where a store's `user_insert_with_job` queues its signups.
-#[derive(Clone)]
-pub(crate) struct SignupQueue {
-    queue: mpsc::Sender<Queued>,
-}
-
-impl SignupQueue {
-    /// The queue, and the task that commits its batches, which the store
-    /// spawns. Once a signup waits, `acquire` takes what a batch is written
-    /// with (the writer connection, a transaction): the signups that queue
-    /// while it waits for it join the batch instead of waiting for the next
-    /// one. `insert` writes one batch with it in one transaction and answers
-    /// each signup in order (see [`assign_users`] and [`answers`]); when
-    /// either fails or a job builder panics, the batch is rolled back and
-    /// every caller in it gets the error.
-    pub(crate) fn new<A, AFut, C, F, Fut>(
-        acquire: A,
-        insert: F,
-    ) -> (Self, impl Future<Output = ()> + Send)
-    where
-        A: Fn() -> AFut + Send,
-        AFut: Future<Output = StoreResult<C>> + Send,
-        C: Send,
-        F: Fn(C, Vec<Signup>) -> Fut + Send,
-        Fut: Future<Output = StoreResult<Vec<SignupResult>>> + Send,
-    {
-        let (queue, mut queued) = mpsc::channel::<Queued>(QUEUE);
-        let task = async move {
-            while let Some(first) = queued.next().await {
-                let writer = acquire().await;
-                let mut batch = vec![first];
-                while batch.len() < BATCH {
-                    match queued.try_recv() {
-                        Ok(next) => batch.push(next),
-                        // Nothing more queued, or the queue closed.
-                        Err(_) => break,
-                    }
-                }
-                // A caller that stopped waiting (its request timed out) is
-                // not written: nobody would learn that it was.
-                batch.retain(|q| !q.reply.is_canceled());
-                if batch.is_empty() {
-                    continue;
-                }
-                tracing::debug!(signups = batch.len(), "committing a signup batch");
-                let (signups, replies): (Vec<_>, Vec<_>) =
-                    batch.into_iter().map(|q| (q.signup, q.reply)).unzip();
-                let written = writer.map(|writer| insert(writer, signups));
-                let written = async move { written?.await };
-                let error = match AssertUnwindSafe(written).catch_unwind().await {
-                    Ok(Ok(results)) => {
-                        for (reply, result) in replies.into_iter().zip(results) {
-                            let _ = reply.send(result);
-                        }
-                        continue;
-                    }
-                    Ok(Err(error)) => format!("{error:?}"),
-                    Err(_) => "a job builder panicked".to_owned(),
-                };
-                tracing::error!(error = %error, "a signup batch did not commit");
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Database(
-                        format!("the signup batch did not commit: {error}").into(),
-                    )));
-                }
-            }
-        };
-        (Self { queue }, task)
-    }
-
-    /// Queues a signup and waits for the commit that holds it.
-    pub(crate) async fn submit(&self, signup: Signup) -> SignupResult {
-        let (reply, answer) = oneshot::channel();
-        let mut queue = self.queue.clone();
-        futures_util::future::poll_fn(|cx| queue.poll_ready(cx))
-            .await
-            .and_then(|()| queue.start_send(Queued { signup, reply }))
-            .map_err(|_| StoreError::Database("the signup writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Database("the signup writer dropped a signup".into()))?
-    }
-}
 
 /// After a batch's users are inserted (a taken email inserts nothing; the
 /// rows as the engine read them): the user each signup got, in order (the
@@ -212,67 +111,6 @@ mod tests {
         assert!(matches!(answers[1], Err(StoreError::Duplicate(_))));
         assert!(matches!(answers[2], Err(StoreError::Duplicate(_))));
         assert!(matches!(&answers[3], Ok((u, JobId(70))) if u.id == 7));
-    }
-
-    #[tokio::test]
-    async fn signups_that_queue_while_the_writer_is_taken_join_the_batch() {
-        use std::sync::{Arc, Mutex};
-        use tokio::sync::Notify;
-
-        // The first acquire waits until the test lets it have the writer.
-        let acquiring = Arc::new(Notify::new());
-        let (release, released) = oneshot::channel::<()>();
-        let released = Arc::new(Mutex::new(Some(released)));
-        let acquire = {
-            let acquiring = acquiring.clone();
-            move || {
-                acquiring.notify_one();
-                let released = released.lock().unwrap().take();
-                async move {
-                    if let Some(released) = released {
-                        released.await.unwrap();
-                    }
-                    Ok(())
-                }
-            }
-        };
-        let batches = Arc::new(Mutex::new(Vec::new()));
-        let insert = {
-            let batches = batches.clone();
-            move |(), batch: Vec<Signup>| {
-                let emails: Vec<String> = batch.iter().map(|s| s.user.email.clone()).collect();
-                batches.lock().unwrap().push(emails);
-                let results = batch
-                    .iter()
-                    .map(|_| Err(StoreError::Duplicate("email".into())))
-                    .collect();
-                async move { Ok(results) }
-            }
-        };
-        let (queue, task) = SignupQueue::new(acquire, insert);
-        tokio::spawn(task);
-        let submit = |email: &'static str| {
-            let queue = queue.clone();
-            tokio::spawn(async move { queue.submit(signup(email)).await })
-        };
-
-        let a = submit("a");
-        acquiring.notified().await;
-        let (b, c) = (submit("b"), submit("c"));
-        // On this one-thread runtime the yield lets both queue their signup.
-        tokio::task::yield_now().await;
-        release.send(()).unwrap();
-        for answer in [a, b, c] {
-            assert!(matches!(
-                answer.await.unwrap(),
-                Err(StoreError::Duplicate(_))
-            ));
-        }
-        assert_eq!(
-            *batches.lock().unwrap(),
-            [["a", "b", "c"]],
-            "one batch for all three"
-        );
     }
 
     #[test]

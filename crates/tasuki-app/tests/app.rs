@@ -299,8 +299,80 @@ async fn onboarding_commits_with_the_completion(engine: Engine) {
     assert_eq!(env.app.user_ages(cohort).await.unwrap(), [41]);
 }
 
+/// `send_email` jobs that read at once (on PostgreSQL, in one statement)
+/// each get their own message; an id with no message is not found.
+async fn emails_read_at_once_each_get_their_own(engine: Engine) {
+    let env = Env::new(engine).await;
+    let recipients = ["a@example.com", "b@example.com", "c@example.com"];
+    for (age, recipient) in (20..).zip(recipients) {
+        env.app
+            .user_insert_with_job(new_user(recipient, age), user_created(), T0)
+            .await
+            .unwrap();
+    }
+    let mut completions = Vec::new();
+    for _ in recipients {
+        let job = env.claim(T0).await;
+        let user_id = serde_json::from_str::<serde_json::Value>(&job.payload).unwrap()["user_id"]
+            .as_i64()
+            .unwrap();
+        completions.push(completing(
+            &job,
+            env.app.user_onboarding(onboarding(user_id, "europe")),
+        ));
+    }
+    env.store.job_complete_many(T0, completions).await.unwrap();
+    let mut outbox_ids: Vec<i64> = env
+        .jobs(Some("send_email"))
+        .await
+        .iter()
+        .map(|job| {
+            serde_json::from_str::<serde_json::Value>(&job.payload).unwrap()["outbox_id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    outbox_ids.sort_unstable();
+    let unknown = outbox_ids.last().unwrap() + 1_000;
+
+    let reads = outbox_ids
+        .iter()
+        .chain([&unknown, &outbox_ids[0]])
+        .map(|&id| env.app.email_get(id));
+    let read = futures_util::future::join_all(reads).await;
+    let got: Vec<_> = read[..3]
+        .iter()
+        .map(|email| {
+            let email = email.as_ref().unwrap();
+            (email.id, email.recipient.clone())
+        })
+        .collect();
+    let mut by_recipient = got.clone();
+    by_recipient.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        by_recipient
+            .iter()
+            .map(|(_, r)| r.as_str())
+            .collect::<Vec<_>>(),
+        recipients,
+        "one message per recipient"
+    );
+    assert_eq!(
+        got.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        outbox_ids,
+        "each caller gets the message it asked for"
+    );
+    assert!(matches!(read[3], Err(StoreError::NotFound)));
+    assert_eq!(
+        read[4].as_ref().unwrap(),
+        read[0].as_ref().unwrap(),
+        "an id asked twice"
+    );
+}
+
 tasuki_conformance::engine_tests!(
     users_are_stored_with_their_job,
+    emails_read_at_once_each_get_their_own,
     duplicate_email_is_refused,
     signups_commit_each_user_with_its_job,
     a_panicking_job_builder_fails_its_signup_and_the_store_goes_on,
