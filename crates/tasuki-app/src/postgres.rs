@@ -38,6 +38,11 @@ pub(crate) const MIGRATIONS: Migrations = Migrations {
             "stats",
             include_str!("../postgres/migrations/0002_stats.sql"),
         ),
+        (
+            3,
+            "email_reads",
+            include_str!("../postgres/migrations/0003_email_reads.sql"),
+        ),
     ],
 };
 
