@@ -8,8 +8,9 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-use futures_channel::{mpsc, oneshot};
-use futures_util::{FutureExt, StreamExt};
+use futures_channel::oneshot;
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
 
 use tasuki_core::{StoreError, StoreResult};
 
@@ -44,24 +45,30 @@ impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
     /// spawns. Once an item waits, `acquire` takes what a group is done
     /// with: the items that queue while it waits for it join the group
     /// instead of waiting for the next one. `run` does one group with it
-    /// and answers each item, in order; when either fails or `run` panics,
-    /// every caller in the group gets the error.
+    /// and answers each item, in order; when either fails or panics, every
+    /// caller in the group gets the error.
+    ///
+    /// One group is done at a time: `run` bounds its own time where a
+    /// stuck call must not hold up the groups behind it.
     pub(crate) fn new<A, AFut, C, F, Fut>(
         what: &'static str,
         acquire: A,
         run: F,
     ) -> (Self, impl Future<Output = ()> + Send)
     where
-        A: Fn() -> AFut + Send,
+        A: Fn() -> AFut + Send + Sync,
         AFut: Future<Output = StoreResult<C>> + Send,
         C: Send,
-        F: Fn(C, Vec<T>) -> Fut + Send,
+        F: Fn(C, Vec<T>) -> Fut + Send + Sync,
         Fut: Future<Output = StoreResult<Vec<StoreResult<R>>>> + Send,
     {
         let (queue, mut queued) = mpsc::channel::<Queued<T, R>>(QUEUE);
         let task = async move {
-            while let Some(first) = queued.next().await {
-                let resource = acquire().await;
+            while let Some(first) = queued.recv().await {
+                let resource = AssertUnwindSafe(async { acquire().await })
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(StoreError::Database("acquiring panicked".into())));
                 let mut group = vec![first];
                 while group.len() < GROUP {
                     match queued.try_recv() {
@@ -79,8 +86,7 @@ impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
                 tracing::debug!(items = group.len(), what, "running a group");
                 let (items, replies): (Vec<_>, Vec<_>) =
                     group.into_iter().map(|q| (q.item, q.reply)).unzip();
-                let done = resource.map(|resource| run(resource, items));
-                let done = async move { done?.await };
+                let done = async { run(resource?, items).await };
                 let error = match AssertUnwindSafe(done).catch_unwind().await {
                     Ok(Ok(results)) => {
                         for (reply, result) in replies.into_iter().zip(results) {
@@ -102,14 +108,14 @@ impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
         (Self { queue, what }, task)
     }
 
-    /// Queues an item and waits for its answer.
+    /// Queues an item, waiting while the queue is full, and waits for its
+    /// answer.
     pub(crate) async fn submit(&self, item: T) -> StoreResult<R> {
         let (reply, answer) = oneshot::channel();
-        let mut queue = self.queue.clone();
         let what = self.what;
-        futures_util::future::poll_fn(|cx| queue.poll_ready(cx))
+        self.queue
+            .send(Queued { item, reply })
             .await
-            .and_then(|()| queue.start_send(Queued { item, reply }))
             .map_err(|_| StoreError::Database(format!("the {what} queue has stopped").into()))?;
         answer
             .await
@@ -173,6 +179,23 @@ mod tests {
             [[1, 2, 3]],
             "one group for all three"
         );
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_run_panics_fails_and_the_next_is_served() {
+        let acquire = || async { Ok(()) };
+        // It panics before it makes its future, on the item 0.
+        let run = |(), items: Vec<u32>| {
+            assert_ne!(items, [0], "the test's panic");
+            std::future::ready(Ok(items.into_iter().map(Ok).collect()))
+        };
+        let (group, task) = Group::new("test", acquire, run);
+        tokio::spawn(task);
+        assert!(matches!(
+            group.submit(0).await,
+            Err(StoreError::Database(_))
+        ));
+        assert_eq!(group.submit(1).await.unwrap(), 1, "the queue goes on");
     }
 
     #[tokio::test]

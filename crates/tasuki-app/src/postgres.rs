@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -239,6 +240,11 @@ impl AppStore for PgApp {
     }
 }
 
+/// How long a group's read may take. Past it, its jobs fail (and run again)
+/// and the connection is closed: one that hangs must not hold up every
+/// email read of the process, which go one group at a time.
+const EMAIL_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A group's messages in one statement, each caller's by its id. A group
 /// of one (the usual case with few workers) skips the function call of the
 /// statement for many: its plan is the key's whatever the outbox holds.
@@ -246,19 +252,26 @@ async fn read_emails(
     mut conn: PoolConnection<Postgres>,
     ids: Vec<i64>,
 ) -> StoreResult<Vec<StoreResult<EmailMessage>>> {
-    let rows = match ids[..] {
-        [id] => {
-            sqlx::query_file_as!(EmailRow, "postgres/queries/email/get.sql", id)
-                .fetch_all(&mut *conn)
-                .await
+    let read = async {
+        match ids[..] {
+            [id] => {
+                sqlx::query_file_as!(EmailRow, "postgres/queries/email/get.sql", id)
+                    .fetch_all(&mut *conn)
+                    .await
+            }
+            _ => {
+                sqlx::query_file_as!(EmailRow, "postgres/queries/email/get_many.sql", &ids)
+                    .fetch_all(&mut *conn)
+                    .await
+            }
         }
-        _ => {
-            sqlx::query_file_as!(EmailRow, "postgres/queries/email/get_many.sql", &ids)
-                .fetch_all(&mut *conn)
-                .await
-        }
-    }
-    .map_err(db_error)?;
+    };
+    let Ok(rows) = tokio::time::timeout(EMAIL_READ_TIMEOUT, read).await else {
+        // Not given back to the pool, which opens another in its place.
+        drop(conn.detach());
+        return Err(StoreError::Database("the email read timed out".into()));
+    };
+    let rows = rows.map_err(db_error)?;
     let by_id: HashMap<i64, EmailMessage> = rows
         .into_iter()
         .map(|row| {
