@@ -31,15 +31,6 @@ pub(crate) struct Group<T, R> {
     what: &'static str,
 }
 
-impl<T, R> Clone for Group<T, R> {
-    fn clone(&self) -> Self {
-        Self {
-            queue: self.queue.clone(),
-            what: self.what,
-        }
-    }
-}
-
 impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
     /// The queue, and the task that does its groups, which the store
     /// spawns. Once an item waits, `acquire` takes what a group is done
@@ -161,6 +152,7 @@ mod tests {
         };
         let (group, task) = Group::new("test", acquire, run);
         tokio::spawn(task);
+        let group = Arc::new(group);
         let submit = |item: u32| {
             let group = group.clone();
             tokio::spawn(async move { group.submit(item).await })
