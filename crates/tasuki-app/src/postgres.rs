@@ -5,19 +5,22 @@
 //! does not undo the others), one inserts their jobs, and one commit with
 //! one WAL flush serves them all. `send_email` jobs read their messages in
 //! groups too: one statement and one round trip for every job that asks
-//! while another group is read.
+//! while another group is read. The writes of a batch's jobs are set
+//! writes: one statement onboards every user of the batch, one marks every
+//! email sent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use serde_json::json;
 use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Transaction};
 use tasuki_core::{JobId, Migrations, Page, StoreError, StoreResult, Timestamp, Writes};
-use tasuki_postgres::{PgStore, corrupt, db_error, insert_jobs, writes};
+use tasuki_postgres::{PgStore, Tx, WriteSet, corrupt, db_error, insert_jobs, set_writes};
 
 use crate::group::Group;
 use crate::model::{
@@ -43,6 +46,11 @@ pub(crate) const MIGRATIONS: Migrations = Migrations {
             3,
             "email_reads",
             include_str!("../postgres/migrations/0003_email_reads.sql"),
+        ),
+        (
+            4,
+            "write_sets",
+            include_str!("../postgres/migrations/0004_write_sets.sql"),
         ),
     ],
 };
@@ -140,32 +148,7 @@ impl AppStore for PgApp {
     }
 
     fn user_onboarding(&self, o: Onboarding) -> Writes {
-        let tags = json!(o.profile.recommendation_tags);
-        writes(move |tx| {
-            let (o, tags) = (o.clone(), tags.clone());
-            Box::pin(async move {
-                let onboarded = sqlx::query_file_scalar!(
-                    "postgres/queries/user/onboard.sql",
-                    o.user_id,
-                    o.now.to_datetime(),
-                    tags,
-                    o.profile.region,
-                    o.profile.rank,
-                    o.email_kind,
-                    o.email_subject,
-                    o.email_body
-                )
-                .fetch_optional(tx.conn())
-                .await?
-                .ok_or(StoreError::NotFound)?;
-                if let Some(outbox_id) = onboarded {
-                    let mut delivery = o.delivery;
-                    delivery.payload = json!({ "outbox_id": outbox_id });
-                    tx.enqueue(delivery).await?;
-                }
-                Ok(())
-            })
-        })
+        set_writes::<Onboard>(o)
     }
 
     async fn user_ages(&self, filter: AgeFilter) -> StoreResult<Vec<i64>> {
@@ -192,18 +175,7 @@ impl AppStore for PgApp {
     }
 
     fn email_sent(&self, id: i64, now: Timestamp) -> Writes {
-        writes(move |tx| {
-            Box::pin(async move {
-                sqlx::query_file!(
-                    "postgres/queries/email/mark_sent.sql",
-                    id,
-                    now.to_datetime()
-                )
-                .execute(tx.conn())
-                .await?;
-                Ok(())
-            })
-        })
+        set_writes::<MarkSent>((id, now))
     }
 
     async fn probe_run_start(
@@ -237,6 +209,135 @@ impl AppStore for PgApp {
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+}
+
+/// The onboardings of a batch's `user_created` jobs: one statement for
+/// them all (a user that two jobs onboard, once more after the others),
+/// then their emails' delivery jobs, which the batch inserts together.
+struct Onboard;
+
+impl WriteSet for Onboard {
+    type Item = Onboarding;
+
+    fn write<'t, 'c>(
+        tx: &'t mut Tx<'c>,
+        items: Vec<&'t Onboarding>,
+    ) -> BoxFuture<'t, Result<(), tasuki_postgres::Error>> {
+        Box::pin(async move {
+            let mut rest = items;
+            while !rest.is_empty() {
+                let mut users = HashSet::new();
+                let (once, again): (Vec<&Onboarding>, Vec<&Onboarding>) =
+                    rest.into_iter().partition(|o| users.insert(o.user_id));
+                for (o, outbox_id) in once.iter().zip(onboard(tx, &once).await?) {
+                    if let Some(outbox_id) = outbox_id {
+                        let mut delivery = o.delivery.clone();
+                        delivery.payload = json!({ "outbox_id": outbox_id });
+                        tx.enqueue(delivery).await?;
+                    }
+                }
+                rest = again;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Onboards users that differ, each with its welcome email's id (`None`
+/// when the user had it already); `NotFound` when one is gone. One alone
+/// takes the statement by key, the others the function of migration 0004.
+async fn onboard(
+    tx: &mut Tx<'_>,
+    items: &[&Onboarding],
+) -> Result<Vec<Option<i64>>, tasuki_postgres::Error> {
+    if let [o] = items {
+        let onboarded = sqlx::query_file_scalar!(
+            "postgres/queries/user/onboard.sql",
+            o.user_id,
+            o.now.to_datetime(),
+            json!(o.profile.recommendation_tags),
+            o.profile.region,
+            o.profile.rank,
+            o.email_kind,
+            o.email_subject,
+            o.email_body
+        )
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        return Ok(vec![onboarded]);
+    }
+    let n = items.len();
+    let (mut users, mut at, mut tags, mut regions) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut ranks, mut kinds, mut subjects, mut bodies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for o in items {
+        users.push(o.user_id);
+        at.push(o.now.to_datetime());
+        tags.push(json!(o.profile.recommendation_tags));
+        regions.push(o.profile.region.clone());
+        ranks.push(o.profile.rank.clone());
+        kinds.push(o.email_kind.clone());
+        subjects.push(o.email_subject.clone());
+        bodies.push(o.email_body.clone());
+    }
+    let onboarded: HashMap<i64, Option<i64>> = sqlx::query_file!(
+        "postgres/queries/user/onboard_many.sql",
+        &users,
+        &at,
+        &tags,
+        &regions as &[Option<String>],
+        &ranks as &[Option<String>],
+        &kinds,
+        &subjects,
+        &bodies
+    )
+    .fetch_all(tx.conn())
+    .await?
+    .into_iter()
+    .map(|row| (row.user_id, row.outbox_id))
+    .collect();
+    Ok(users
+        .iter()
+        .map(|user| onboarded.get(user).copied().ok_or(StoreError::NotFound))
+        .collect::<StoreResult<_>>()?)
+}
+
+/// The mark-sents of a batch's `send_email` jobs, in one statement.
+struct MarkSent;
+
+impl WriteSet for MarkSent {
+    /// The email, and when it was sent.
+    type Item = (i64, Timestamp);
+
+    fn write<'t, 'c>(
+        tx: &'t mut Tx<'c>,
+        items: Vec<&'t (i64, Timestamp)>,
+    ) -> BoxFuture<'t, Result<(), tasuki_postgres::Error>> {
+        Box::pin(async move {
+            if let [(id, at)] = items[..] {
+                sqlx::query_file!("postgres/queries/email/mark_sent.sql", id, at.to_datetime())
+                    .execute(tx.conn())
+                    .await?;
+                return Ok(());
+            }
+            let (ids, at): (Vec<i64>, Vec<DateTime<Utc>>) =
+                items.iter().map(|(id, at)| (*id, at.to_datetime())).unzip();
+            sqlx::query_file_scalar!("postgres/queries/email/mark_sent_many.sql", &ids, &at)
+                .fetch_one(tx.conn())
+                .await?;
+            Ok(())
+        })
     }
 }
 

@@ -299,6 +299,100 @@ async fn onboarding_commits_with_the_completion(engine: Engine) {
     assert_eq!(env.app.user_ages(cohort).await.unwrap(), [41]);
 }
 
+/// Onboardings that complete in one batch (on PostgreSQL, in one
+/// statement): each user gets its profile and one welcome email, and a user
+/// that two of them onboard gets one email and the later profile. In a
+/// later batch, one whose user is gone fails alone. The emails, marked sent
+/// in one batch, are all sent.
+async fn a_batch_of_onboardings_commits_together(engine: Engine) {
+    let env = Env::new(engine).await;
+    let mut users = Vec::new();
+    for (age, email) in (20..).zip(["a@example.com", "b@example.com", "c@example.com"]) {
+        let (user, _) = env
+            .app
+            .user_insert_with_job(new_user(email, age), user_created(), T0)
+            .await
+            .unwrap();
+        users.push(user.id);
+    }
+    for _ in 0..3 {
+        env.store
+            .job_insert(NewJob::new("user_created", json!({}), T0))
+            .await
+            .unwrap();
+    }
+    let mut jobs = Vec::new();
+    for _ in 0..6 {
+        jobs.push(env.claim(T0).await);
+    }
+    let targets = [
+        (users[0], "europe"),
+        (users[1], "europe"),
+        (users[2], "europe"),
+        (users[0], "asia"),
+        (users[1], "africa"),
+        (987_654, "x"),
+    ];
+    let mut batch: Vec<Completion> = jobs
+        .iter()
+        .zip(targets)
+        .map(|(job, (user, region))| {
+            completing(job, env.app.user_onboarding(onboarding(user, region)))
+        })
+        .collect();
+    let later = batch.split_off(4);
+    let completed = env.store.job_complete_many(T0, batch).await.unwrap();
+    assert_eq!(
+        completed.ids,
+        jobs[..4].iter().map(|job| job.id).collect::<Vec<_>>()
+    );
+    assert!(completed.failed_writes.is_empty());
+    let completed = env.store.job_complete_many(T0, later).await.unwrap();
+    assert_eq!(completed.ids, [jobs[4].id]);
+    assert!(
+        matches!(completed.failed_writes.as_slice(), [(id, StoreError::NotFound)] if *id == jobs[5].id),
+        "{:?}",
+        completed.failed_writes
+    );
+    let mut regions = Vec::new();
+    for user in &users {
+        regions.push(env.app.user_profile_get(*user).await.unwrap().region);
+    }
+    assert_eq!(
+        regions,
+        [Some("asia"), Some("africa"), Some("europe")].map(|r| r.map(String::from))
+    );
+    let deliveries = env.jobs(Some("send_email")).await;
+    assert_eq!(deliveries.len(), 3, "one welcome email per user");
+
+    let sent_at = T0.saturating_add(std::time::Duration::from_secs(1));
+    let mut outbox_ids = Vec::new();
+    let mut batch = Vec::new();
+    for _ in 0..3 {
+        let delivery = env.claim(T0).await;
+        let payload: serde_json::Value = serde_json::from_str(&delivery.payload).unwrap();
+        let outbox_id = payload["outbox_id"].as_i64().unwrap();
+        batch.push(completing(
+            &delivery,
+            env.app.email_sent(outbox_id, sent_at),
+        ));
+        outbox_ids.push(outbox_id);
+    }
+    let completed = env.store.job_complete_many(sent_at, batch).await.unwrap();
+    assert_eq!(completed.ids.len(), 3);
+    let mut recipients = Vec::new();
+    for id in outbox_ids {
+        let email = env.app.email_get(id).await.unwrap();
+        assert_eq!(email.sent_at, Some(sent_at));
+        recipients.push(email.recipient);
+    }
+    recipients.sort_unstable();
+    assert_eq!(
+        recipients,
+        ["a@example.com", "b@example.com", "c@example.com"]
+    );
+}
+
 /// `send_email` jobs that read at once (on PostgreSQL, in one statement)
 /// each get their own message; an id with no message is not found.
 async fn emails_read_at_once_each_get_their_own(engine: Engine) {
@@ -377,4 +471,5 @@ tasuki_conformance::engine_tests!(
     signups_commit_each_user_with_its_job,
     a_panicking_job_builder_fails_its_signup_and_the_store_goes_on,
     onboarding_commits_with_the_completion,
+    a_batch_of_onboardings_commits_together,
 );

@@ -2,15 +2,16 @@
 //! may enqueue a job, then go to a table of the test's own, `effects`, as an
 //! application's would, with the id that the enqueue answered.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use futures_util::future::BoxFuture;
 use serde_json::json;
 use tasuki_core::{
     Completion, Job, JobCheck, JobFilter, JobStatus, NewJob, Store, StoreError, Writes,
 };
 use tasuki_sqlite::Commit;
 
-use crate::{Backend, LEASE, T0, TestDb, at, claim, noop, secs};
+use crate::{Backend, LEASE, T0, TestDb, at, claim, ids, noop, secs};
 
 /// Creates the test's own table: `effects (job_id, follow_up)`, unique by
 /// job.
@@ -242,4 +243,122 @@ pub async fn failing_writes_roll_back_alone(db: &TestDb) {
         effects(&db.backend).await,
         [(kept.id.0, Some(follow_ups[0].id.0))]
     );
+}
+
+/// How many items each call of [`Effects`] wrote, for the check below.
+static EFFECTS_CALLS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// [`effect`] as a set, on PostgreSQL: every job's row in one insert.
+struct Effects;
+
+impl tasuki_postgres::WriteSet for Effects {
+    /// The job's id, and the job it enqueues.
+    type Item = (i64, Option<NewJob>);
+
+    fn write<'t, 'c>(
+        tx: &'t mut tasuki_postgres::Tx<'c>,
+        items: Vec<&'t (i64, Option<NewJob>)>,
+    ) -> BoxFuture<'t, Result<(), tasuki_postgres::Error>> {
+        EFFECTS_CALLS.lock().unwrap().push(items.len());
+        Box::pin(async move {
+            let (mut job_ids, mut follow_ups) = (Vec::new(), Vec::new());
+            for (job_id, follow_up) in items {
+                job_ids.push(*job_id);
+                follow_ups.push(match follow_up {
+                    Some(job) => Some(tx.enqueue(job.clone()).await?.0),
+                    None => None,
+                });
+            }
+            sqlx::query("INSERT INTO effects SELECT * FROM unnest($1::int8[], $2::int8[])")
+                .bind(&job_ids)
+                .bind(&follow_ups)
+                .execute(tx.conn())
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// Takes the calls of [`Effects`] made since the last take.
+fn effects_calls() -> Vec<usize> {
+    std::mem::take(&mut *EFFECTS_CALLS.lock().unwrap())
+}
+
+/// PostgreSQL's set writes: the items of a batch's jobs go to one call,
+/// beside a job's own writes, and without the item of an attempt whose
+/// lease was lost. When the call fails, each item runs alone, and the one
+/// that fails rolls back alone.
+pub async fn set_writes_run_together_and_fail_alone(db: &TestDb) {
+    assert!(
+        matches!(db.backend, Backend::Postgres(_)),
+        "set writes are PostgreSQL's"
+    );
+    create_effects(&db.backend).await;
+    let store = &db.store;
+    for _ in 0..6 {
+        store.job_insert(noop(T0)).await.unwrap();
+    }
+    let jobs = claim(store, "w", 6, T0).await;
+    let set = |job: &Job, row: i64, follow_up: Option<NewJob>| {
+        completing(
+            job,
+            tasuki_postgres::set_writes::<Effects>((row, follow_up)),
+        )
+    };
+    let stale = Completion {
+        attempt: jobs[4].attempt - 1,
+        ..set(&jobs[4], jobs[4].id.0, None)
+    };
+    let first = vec![
+        set(&jobs[0], jobs[0].id.0, Some(follow_up())),
+        completing(&jobs[1], effect(&db.backend, jobs[1].id.0, None)),
+        stale,
+        set(&jobs[2], jobs[2].id.0, None),
+        set(&jobs[3], jobs[3].id.0, Some(follow_up())),
+    ];
+    effects_calls();
+    let completed = store.job_complete_many(at(secs(5)), first).await.unwrap();
+    assert_eq!(completed.ids, ids(&jobs[..4]));
+    assert!(completed.failed_writes.is_empty());
+    assert_eq!(effects_calls(), [3], "one call for the three held items");
+
+    // jobs[5] writes jobs[0]'s row again, which the key refuses.
+    let second = vec![
+        set(&jobs[4], jobs[4].id.0, None),
+        set(&jobs[5], jobs[0].id.0, Some(follow_up())),
+    ];
+    let completed = store.job_complete_many(at(secs(6)), second).await.unwrap();
+    assert_eq!(completed.ids, [jobs[4].id]);
+    assert!(
+        matches!(completed.failed_writes.as_slice(), [(id, StoreError::Duplicate(_))] if *id == jobs[5].id),
+        "{:?}",
+        completed.failed_writes
+    );
+    assert_eq!(effects_calls(), [2, 1, 1], "together, then each alone");
+    assert_eq!(
+        store.job_get(jobs[5].id).await.unwrap().status,
+        JobStatus::Processing
+    );
+
+    let mut follow_ups: Vec<i64> = jobs_of_type(store, "follow_up")
+        .await
+        .iter()
+        .map(|job| job.id.0)
+        .collect();
+    follow_ups.sort_unstable();
+    let rows = effects(&db.backend).await;
+    assert_eq!(
+        rows.iter().map(|(job, _)| *job).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4].map(|i| jobs[i].id.0),
+    );
+    let mut enqueued: Vec<i64> = rows
+        .iter()
+        .filter_map(|(_, follow_up)| *follow_up)
+        .collect();
+    enqueued.sort_unstable();
+    assert_eq!(
+        enqueued, follow_ups,
+        "the follow-ups of jobs[0] and jobs[3]"
+    );
+    assert_eq!(follow_ups.len(), 2);
 }

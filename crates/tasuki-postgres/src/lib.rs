@@ -32,7 +32,7 @@ use tasuki_core::{Migrations, Store, StoreResult};
 use tokio::sync::Notify;
 
 pub use crate::jobs::insert_many as insert_jobs;
-pub use crate::tx::{Error, Tx, writes};
+pub use crate::tx::{Error, Tx, WriteSet, set_writes, writes};
 
 pub use crate::rows::{corrupt, db_error};
 

@@ -9,12 +9,21 @@
 //! in a savepoint of their own, so that those that fail roll back alone.
 //! Failures are rare, and a savepoint costs two round trips per job.
 //!
+//! Writes built with [`set_writes`] run together: the items of every job
+//! of the batch whose writes belong to the same [`WriteSet`] go to one
+//! call, which can write them all in one statement (64 onboardings in one
+//! statement cost under a third of the CPU of 64 statements). Isolated,
+//! each job's item goes alone.
+//!
 //! Enqueued jobs wait for the end of the batch's writes, under ids taken
 //! from the sequence when the first is enqueued: one insert for the batch
 //! instead of a round trip per job, and the new rows stay out of the ready
 //! index, where every claim would step over them, until just before the
 //! commit.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
@@ -134,8 +143,22 @@ impl Tx<'_> {
 type Run =
     Box<dyn for<'t, 'c> Fn(&'t mut Tx<'c>) -> BoxFuture<'t, Result<(), Error>> + Send + Sync>;
 
+/// One job's item of a [`WriteSet`], its type erased.
+type AnyItem = dyn Any + Send + Sync;
+
+type RunSet = for<'t, 'c> fn(&'t mut Tx<'c>, Vec<&'t AnyItem>) -> BoxFuture<'t, Result<(), Error>>;
+
 /// The PostgreSQL form of a job's writes.
-struct PgWrites(Run);
+enum PgWrites {
+    /// Its own closure.
+    One(Run),
+    /// Its item of a set, run with the other jobs' items of the same set.
+    Set {
+        set: TypeId,
+        item: Box<AnyItem>,
+        run: RunSet,
+    },
+}
 
 /// A job's writes on PostgreSQL: `write` runs inside the transaction that
 /// completes the job. It may run more than once when a whole batch is
@@ -146,7 +169,47 @@ pub fn writes<F>(write: F) -> Writes
 where
     F: for<'t, 'c> Fn(&'t mut Tx<'c>) -> BoxFuture<'t, Result<(), Error>> + Send + Sync + 'static,
 {
-    Writes::new(PgWrites(Box::new(write)))
+    Writes::new(PgWrites::One(Box::new(write)))
+}
+
+/// Writes that the jobs of a batch run together (see the module's
+/// documentation): one call for the items of every job whose writes are of
+/// this set, in the transaction that completes them.
+pub trait WriteSet: 'static {
+    /// One job's part of the writes.
+    type Item: Send + Sync + 'static;
+
+    /// Writes the items of one or more jobs. The rules of [`writes`] hold,
+    /// and a failure fails every job of the call: the batch then runs again
+    /// with each job's item alone, so that the one that fails rolls back
+    /// alone. Jobs that it enqueues are checked with the first job's check
+    /// (the items of jobs whose writes are checked otherwise go to calls of
+    /// their own).
+    fn write<'t, 'c>(
+        tx: &'t mut Tx<'c>,
+        items: Vec<&'t Self::Item>,
+    ) -> BoxFuture<'t, Result<(), Error>>;
+}
+
+/// A job's writes as its `item` of the set `S`.
+pub fn set_writes<S: WriteSet>(item: S::Item) -> Writes {
+    Writes::new(PgWrites::Set {
+        set: TypeId::of::<S>(),
+        item: Box::new(item),
+        run: run_set::<S>,
+    })
+}
+
+fn run_set<'t, 'c, S: WriteSet>(
+    tx: &'t mut Tx<'c>,
+    items: Vec<&'t AnyItem>,
+) -> BoxFuture<'t, Result<(), Error>> {
+    match items.into_iter().map(|item| item.downcast_ref()).collect() {
+        Some(items) => S::write(tx, items),
+        None => Box::pin(async {
+            Err(StoreError::Database("a set's writes hold another set's item".into()).into())
+        }),
+    }
 }
 
 /// Completes a batch in the transaction on `conn` (see the module's
@@ -164,37 +227,44 @@ pub(crate) async fn complete(
     let (with_writes, mut done): (Vec<&Completion>, Vec<&Completion>) =
         completions.iter().partition(|c| c.writes.is_some());
     let held = held(conn, now, &with_writes).await?;
+    let with_writes: Vec<&Completion> = with_writes
+        .into_iter()
+        .filter(|c| held.binary_search(&c.id).is_ok())
+        .collect();
     let mut later = Later::default();
     let mut failed_writes = Vec::new();
-    for (i, completion) in with_writes.iter().enumerate() {
-        if held.binary_search(&completion.id).is_err() {
-            continue;
-        }
-        if isolate {
+    if isolate {
+        for (i, &completion) in with_writes.iter().enumerate() {
             conn.execute("SAVEPOINT job_writes").await?;
-        }
-        let mark = later.jobs.len();
-        let mut wrote = run(conn, completion, &mut later, with_writes.len() - i).await;
-        if isolate && wrote.is_ok() {
-            // Isolated, the jobs go in at once: one that the database
-            // refuses fails these writes alone.
-            wrote = later.insert(conn, mark).await;
-        }
-        match wrote {
-            Ok(()) => {
-                if isolate {
+            let mark = later.jobs.len();
+            let mut wrote = run(conn, &[completion], &mut later, with_writes.len() - i).await;
+            if wrote.is_ok() {
+                // Isolated, the jobs go in at once: one that the database
+                // refuses fails these writes alone.
+                wrote = later.insert(conn, mark).await;
+            }
+            match wrote {
+                Ok(()) => {
                     conn.execute("RELEASE job_writes").await?;
+                    done.push(completion);
                 }
-                done.push(completion);
-            }
-            Err(_) if !isolate => return Ok(None),
-            Err(error) => {
-                later.jobs.truncate(mark);
-                conn.execute("ROLLBACK TO job_writes").await?;
-                conn.execute("RELEASE job_writes").await?;
-                failed_writes.push((completion.id, error.into()));
+                Err(error) => {
+                    later.jobs.truncate(mark);
+                    conn.execute("ROLLBACK TO job_writes").await?;
+                    conn.execute("RELEASE job_writes").await?;
+                    failed_writes.push((completion.id, error.into()));
+                }
             }
         }
+    } else {
+        let mut remaining = with_writes.len();
+        for part in parts(&with_writes) {
+            if run(conn, &part, &mut later, remaining).await.is_err() {
+                return Ok(None);
+            }
+            remaining -= part.len();
+        }
+        done.extend(with_writes);
     }
     if later.insert(conn, 0).await.is_err() {
         return Ok(None);
@@ -252,25 +322,70 @@ async fn complete_many(
     .await?))
 }
 
-/// Runs one job's writes, `remaining` of the batch's writes left with
-/// these; a panic is their failure alone.
+/// The jobs' writes as they run, a call each: each job's own, and the
+/// items of each set together, in the order of their first job. A set's
+/// items go together only when their writes are checked alike.
+fn parts<'a>(with_writes: &[&'a Completion]) -> Vec<Vec<&'a Completion>> {
+    let mut parts: Vec<Vec<&Completion>> = Vec::new();
+    let mut sets: HashMap<(TypeId, Option<*const ()>), usize> = HashMap::new();
+    for &completion in with_writes {
+        let Some(writes) = &completion.writes else {
+            continue;
+        };
+        let Ok(PgWrites::Set { set, .. }) = writes.engine::<PgWrites>() else {
+            // Writes of another engine fail alone, in a part of their own.
+            parts.push(vec![completion]);
+            continue;
+        };
+        let check = writes
+            .check()
+            .map(|check| std::ptr::from_ref(check).cast::<()>());
+        match sets.entry((*set, check)) {
+            Entry::Occupied(part) => parts[*part.get()].push(completion),
+            Entry::Vacant(part) => {
+                part.insert(parts.len());
+                parts.push(vec![completion]);
+            }
+        }
+    }
+    parts
+}
+
+/// Runs the writes of a part (see [`parts`]), `remaining` of the batch's
+/// writes left with these; a panic is their failure alone.
 async fn run(
     conn: &mut PgConnection,
-    completion: &Completion,
+    part: &[&Completion],
     later: &mut Later,
     remaining: usize,
 ) -> Result<(), Error> {
-    let Some(writes) = &completion.writes else {
-        return Ok(());
-    };
-    let PgWrites(write) = writes.engine::<PgWrites>()?;
+    let mut forms = Vec::with_capacity(part.len());
+    for writes in part.iter().filter_map(|c| c.writes.as_ref()) {
+        forms.push(writes.engine::<PgWrites>()?);
+    }
     later.want = remaining;
     let mut tx = Tx {
         conn,
-        check: writes.check(),
+        check: part.first().and_then(|c| c.writes.as_ref()?.check()),
         later,
     };
-    AssertUnwindSafe(write(&mut tx))
+    let write = async {
+        match forms[..] {
+            [] => Ok(()),
+            [PgWrites::One(write)] => write(&mut tx).await,
+            [PgWrites::Set { run, .. }, ..] => {
+                let items = forms.iter().filter_map(|form| match form {
+                    PgWrites::Set { item, .. } => Some(&**item),
+                    PgWrites::One(_) => None,
+                });
+                run(&mut tx, items.collect()).await
+            }
+            [PgWrites::One(_), ..] => {
+                Err(StoreError::Database("a part of many jobs' own writes".into()).into())
+            }
+        }
+    };
+    AssertUnwindSafe(write)
         .catch_unwind()
         .await
         .unwrap_or_else(|_| Err(StoreError::Database("the job's writes panicked".into()).into()))
