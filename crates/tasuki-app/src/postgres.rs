@@ -333,6 +333,8 @@ impl WriteSet for MarkSent {
             }
             let (ids, at): (Vec<i64>, Vec<DateTime<Utc>>) =
                 items.iter().map(|(id, at)| (*id, at.to_datetime())).unzip();
+            // It answers how many were pending, as the plain statement's
+            // row count would: a sent one's job has nothing to do.
             sqlx::query_file_scalar!("postgres/queries/email/mark_sent_many.sql", &ids, &at)
                 .fetch_one(tx.conn())
                 .await?;

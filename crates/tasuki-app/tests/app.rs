@@ -393,6 +393,84 @@ async fn a_batch_of_onboardings_commits_together(engine: Engine) {
     );
 }
 
+/// The set statements themselves, on PostgreSQL. A batch whose set call
+/// fails runs again one job at a time, on the plain statements, so the
+/// tests above would pass with a broken one: here fresh users get their
+/// emails' ids, a user with its welcome email already gets none, a user
+/// that is gone no row, and the mark-sent counts the emails it found
+/// pending, an email named twice sent at its first time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_set_statements_answer_as_the_plain_ones() {
+    let Some(db) = tasuki_conformance::fresh(Engine::Postgres).await else {
+        return;
+    };
+    let Backend::Postgres(store) = &db.backend else {
+        panic!("a PostgreSQL database");
+    };
+    let app = PgApp::open(store.clone()).await.unwrap();
+    let mut users = Vec::new();
+    for (age, email) in (20..).zip(["a@example.com", "b@example.com"]) {
+        let (user, _) = app
+            .user_insert_with_job(new_user(email, age), user_created(), T0)
+            .await
+            .unwrap();
+        users.push(user.id);
+    }
+    let onboard = async |ids: &[i64]| {
+        let n = ids.len();
+        let mut rows: Vec<(i64, Option<i64>)> =
+            sqlx::query_as(include_str!("../postgres/queries/user/onboard_many.sql"))
+                .bind(ids)
+                .bind(vec![T0.to_datetime(); n])
+                .bind(vec![json!(["chess-clubs"]); n])
+                .bind(vec![Some("europe"); n])
+                .bind(vec![None::<String>; n])
+                .bind(vec!["welcome"; n])
+                .bind(vec!["Welcome"; n])
+                .bind(vec!["Hello"; n])
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        rows.sort_unstable();
+        rows
+    };
+    let first = onboard(&users).await;
+    let outbox: Vec<i64> = first.iter().filter_map(|(_, id)| *id).collect();
+    assert_eq!(
+        first.iter().map(|(user, _)| *user).collect::<Vec<_>>(),
+        users
+    );
+    assert_eq!(outbox.len(), 2, "{first:?}");
+    assert_ne!(outbox[0], outbox[1]);
+    assert_eq!(onboard(&[users[0], 987_654]).await, [(users[0], None)]);
+    let profile = app.user_profile_get(users[1]).await.unwrap();
+    assert_eq!(
+        (profile.region.as_deref(), profile.rank),
+        (Some("europe"), None)
+    );
+
+    let mark_sent = async |ids: &[i64], at: &[Timestamp]| -> i64 {
+        let at: Vec<_> = at.iter().map(|t| t.to_datetime()).collect();
+        sqlx::query_scalar(include_str!("../postgres/queries/email/mark_sent_many.sql"))
+            .bind(ids)
+            .bind(at)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    let (t1, t2) = (
+        T0.saturating_add(std::time::Duration::from_secs(1)),
+        T0.saturating_add(std::time::Duration::from_secs(2)),
+    );
+    assert_eq!(
+        mark_sent(&[outbox[0], outbox[1], outbox[0]], &[t1, t1, t2]).await,
+        2
+    );
+    assert_eq!(app.email_get(outbox[0]).await.unwrap().sent_at, Some(t1));
+    assert_eq!(mark_sent(&[outbox[0]], &[t2]).await, 0);
+    assert_eq!(app.email_get(outbox[0]).await.unwrap().sent_at, Some(t1));
+}
+
 /// `send_email` jobs that read at once (on PostgreSQL, in one statement)
 /// each get their own message; an id with no message is not found.
 async fn emails_read_at_once_each_get_their_own(engine: Engine) {

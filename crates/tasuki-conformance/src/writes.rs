@@ -287,7 +287,8 @@ fn effects_calls() -> Vec<usize> {
 /// PostgreSQL's set writes: the items of a batch's jobs go to one call,
 /// beside a job's own writes, and without the item of an attempt whose
 /// lease was lost. When the call fails, each item runs alone, and the one
-/// that fails rolls back alone.
+/// that fails rolls back alone. Items whose enqueues are checked otherwise
+/// go to calls of their own.
 pub async fn set_writes_run_together_and_fail_alone(db: &TestDb) {
     assert!(
         matches!(db.backend, Backend::Postgres(_)),
@@ -295,10 +296,10 @@ pub async fn set_writes_run_together_and_fail_alone(db: &TestDb) {
     );
     create_effects(&db.backend).await;
     let store = &db.store;
-    for _ in 0..6 {
+    for _ in 0..8 {
         store.job_insert(noop(T0)).await.unwrap();
     }
-    let jobs = claim(store, "w", 6, T0).await;
+    let jobs = claim(store, "w", 8, T0).await;
     let set = |job: &Job, row: i64, follow_up: Option<NewJob>| {
         completing(
             job,
@@ -340,6 +341,16 @@ pub async fn set_writes_run_together_and_fail_alone(db: &TestDb) {
         JobStatus::Processing
     );
 
+    let checked = completing(
+        &jobs[7],
+        tasuki_postgres::set_writes::<Effects>((jobs[7].id.0, None))
+            .checked_by(Arc::new(Refuse("nothing"))),
+    );
+    let third = vec![set(&jobs[6], jobs[6].id.0, None), checked];
+    let completed = store.job_complete_many(at(secs(7)), third).await.unwrap();
+    assert_eq!(completed.ids, ids(&jobs[6..]));
+    assert_eq!(effects_calls(), [1, 1], "checked otherwise, apart");
+
     let mut follow_ups: Vec<i64> = jobs_of_type(store, "follow_up")
         .await
         .iter()
@@ -349,7 +360,7 @@ pub async fn set_writes_run_together_and_fail_alone(db: &TestDb) {
     let rows = effects(&db.backend).await;
     assert_eq!(
         rows.iter().map(|(job, _)| *job).collect::<Vec<_>>(),
-        [0, 1, 2, 3, 4].map(|i| jobs[i].id.0),
+        [0, 1, 2, 3, 4, 6, 7].map(|i| jobs[i].id.0),
     );
     let mut enqueued: Vec<i64> = rows
         .iter()

@@ -12,6 +12,7 @@ use tasuki_core::{
 
 use crate::PgStore;
 use crate::rows::{JobRow, db_error, jobs};
+use crate::tx::Outcome;
 
 /// Adds a job; a unique job whose key is held answers with its holder.
 pub(crate) async fn insert(conn: &mut sqlx::PgConnection, job: NewJob) -> StoreResult<Enqueued> {
@@ -330,21 +331,33 @@ impl JobStore for PgStore {
         if completions.is_empty() {
             return Ok(Completed::default());
         }
-        let mut isolate = false;
+        let mut together = None;
         let (completed, enqueued) = loop {
             let mut tx = self.bookkeeping.begin().await.map_err(db_error)?;
-            match crate::tx::complete(&mut tx, now, &completions, isolate).await? {
-                Some(done) => {
+            match crate::tx::complete(&mut tx, now, &completions, together.is_some()).await? {
+                Outcome::Done(completed, enqueued) => {
                     tx.commit().await.map_err(db_error)?;
-                    break done;
+                    break (completed, enqueued);
                 }
                 // Some writes failed: again, each job's in a savepoint.
-                None => {
+                Outcome::Failed(error) => {
                     tx.rollback().await.map_err(db_error)?;
-                    isolate = true;
+                    together = Some(error);
                 }
             }
         };
+        if let Some(error) = together
+            && completed.failed_writes.is_empty()
+        {
+            // Nothing failed alone: a set's statement, say, that fails for
+            // every batch of more than one would go unseen, every batch
+            // paying for its failure and a savepoint per job.
+            tracing::warn!(
+                %error,
+                jobs = completions.len(),
+                "a batch's writes failed together and not one by one"
+            );
+        }
         if enqueued {
             self.jobs_added();
         }

@@ -212,32 +212,43 @@ fn run_set<'t, 'c, S: WriteSet>(
     }
 }
 
+/// What a batch's writes came to.
+pub(crate) enum Outcome {
+    /// Completed, and whether the writes enqueued jobs.
+    Done(Completed, bool),
+    /// Run together, something failed: the caller rolls back and runs the
+    /// batch again, isolated.
+    Failed(StoreError),
+}
+
 /// Completes a batch in the transaction on `conn` (see the module's
-/// documentation); also says whether the writes enqueued jobs. With
-/// `isolate`, each job's writes, and the jobs they enqueued, go in a
-/// savepoint of their own; without, straight in the transaction (two round
-/// trips fewer per job), and `None` says that something failed: the caller
-/// rolls back and runs the batch again, isolated.
+/// documentation). With `isolate`, each job's writes, and the jobs they
+/// enqueued, go in a savepoint of their own; without, straight in the
+/// transaction (two round trips fewer per job), each set's items together.
 pub(crate) async fn complete(
     conn: &mut PgConnection,
     now: Timestamp,
     completions: &[Completion],
     isolate: bool,
-) -> Result<Option<(Completed, bool)>, Error> {
-    let (with_writes, mut done): (Vec<&Completion>, Vec<&Completion>) =
-        completions.iter().partition(|c| c.writes.is_some());
+) -> Result<Outcome, Error> {
+    let mut done = Vec::new();
+    let mut with_writes = Vec::new();
+    for completion in completions {
+        match &completion.writes {
+            Some(writes) => with_writes.push((completion, writes)),
+            None => done.push(completion),
+        }
+    }
     let held = held(conn, now, &with_writes).await?;
-    let with_writes: Vec<&Completion> = with_writes
-        .into_iter()
-        .filter(|c| held.binary_search(&c.id).is_ok())
-        .collect();
+    with_writes.retain(|(c, _)| held.binary_search(&c.id).is_ok());
     let mut later = Later::default();
     let mut failed_writes = Vec::new();
     if isolate {
-        for (i, &completion) in with_writes.iter().enumerate() {
+        for (i, &(job, writes)) in with_writes.iter().enumerate() {
             conn.execute("SAVEPOINT job_writes").await?;
             let mark = later.jobs.len();
-            let mut wrote = run(conn, &[completion], &mut later, with_writes.len() - i).await;
+            let part = Part::of(job, writes);
+            let mut wrote = run(conn, part, &mut later, with_writes.len() - i).await;
             if wrote.is_ok() {
                 // Isolated, the jobs go in at once: one that the database
                 // refuses fails these writes alone.
@@ -246,34 +257,35 @@ pub(crate) async fn complete(
             match wrote {
                 Ok(()) => {
                     conn.execute("RELEASE job_writes").await?;
-                    done.push(completion);
+                    done.push(job);
                 }
                 Err(error) => {
                     later.jobs.truncate(mark);
                     conn.execute("ROLLBACK TO job_writes").await?;
                     conn.execute("RELEASE job_writes").await?;
-                    failed_writes.push((completion.id, error.into()));
+                    failed_writes.push((job.id, error.into()));
                 }
             }
         }
     } else {
         let mut remaining = with_writes.len();
-        for part in parts(&with_writes) {
-            if run(conn, &part, &mut later, remaining).await.is_err() {
-                return Ok(None);
+        for mut part in parts(&with_writes) {
+            let jobs = std::mem::take(&mut part.jobs);
+            if let Err(error) = run(conn, part, &mut later, remaining).await {
+                return Ok(Outcome::Failed(error.into()));
             }
-            remaining -= part.len();
+            remaining -= jobs.len();
+            done.extend(jobs);
         }
-        done.extend(with_writes);
     }
-    if later.insert(conn, 0).await.is_err() {
-        return Ok(None);
+    if let Err(error) = later.insert(conn, 0).await {
+        return Ok(Outcome::Failed(error.into()));
     }
     let completed = Completed {
         ids: complete_many(conn, now, done).await?,
         failed_writes,
     };
-    Ok(Some((completed, later.inserted)))
+    Ok(Outcome::Done(completed, later.inserted))
 }
 
 /// Of the jobs whose writes are to run, those whose attempts still hold
@@ -281,13 +293,13 @@ pub(crate) async fn complete(
 async fn held(
     conn: &mut PgConnection,
     now: Timestamp,
-    with_writes: &[&Completion],
+    with_writes: &[(&Completion, &Writes)],
 ) -> Result<Vec<JobId>, Error> {
     if with_writes.is_empty() {
         return Ok(Vec::new());
     }
     let (job_ids, attempts): (Vec<i64>, Vec<i32>) =
-        with_writes.iter().map(|c| (c.id.0, c.attempt)).unzip();
+        with_writes.iter().map(|(c, _)| (c.id.0, c.attempt)).unzip();
     Ok(ids(sqlx::query_file_scalar!(
         "queries/job/held.sql",
         now.to_datetime(),
@@ -322,67 +334,100 @@ async fn complete_many(
     .await?))
 }
 
-/// The jobs' writes as they run, a call each: each job's own, and the
-/// items of each set together, in the order of their first job. A set's
-/// items go together only when their writes are checked alike.
-fn parts<'a>(with_writes: &[&'a Completion]) -> Vec<Vec<&'a Completion>> {
-    let mut parts: Vec<Vec<&Completion>> = Vec::new();
+/// The writes of some of a batch's jobs, run in one call.
+struct Part<'a> {
+    jobs: Vec<&'a Completion>,
+    /// The check of the jobs that they enqueue.
+    check: Option<&'a dyn JobCheck>,
+    run: PartRun<'a>,
+}
+
+enum PartRun<'a> {
+    /// A job's own writes.
+    One(&'a Run),
+    /// The items of jobs whose writes are of one set, in the jobs' order.
+    Set {
+        set: TypeId,
+        run: RunSet,
+        items: Vec<&'a AnyItem>,
+    },
+    /// Writes built for another engine: they fail.
+    Foreign(StoreError),
+}
+
+impl<'a> Part<'a> {
+    /// One job's writes alone; a set's item is a set of one.
+    fn of(job: &'a Completion, writes: &'a Writes) -> Self {
+        let run = match writes.engine::<PgWrites>() {
+            Ok(PgWrites::One(write)) => PartRun::One(write),
+            Ok(PgWrites::Set { set, item, run }) => PartRun::Set {
+                set: *set,
+                run: *run,
+                items: vec![&**item],
+            },
+            Err(error) => PartRun::Foreign(error),
+        };
+        Part {
+            jobs: vec![job],
+            check: writes.check(),
+            run,
+        }
+    }
+}
+
+/// The jobs' writes as they run together, a call each: each job's own,
+/// and the items of each set together, in the order of their first job. A
+/// set's items go together only when their writes are checked alike.
+fn parts<'a>(with_writes: &[(&'a Completion, &'a Writes)]) -> Vec<Part<'a>> {
+    let mut parts: Vec<Part<'a>> = Vec::new();
     let mut sets: HashMap<(TypeId, Option<*const ()>), usize> = HashMap::new();
-    for &completion in with_writes {
-        let Some(writes) = &completion.writes else {
+    for &(job, writes) in with_writes {
+        let part = Part::of(job, writes);
+        let PartRun::Set { set, .. } = &part.run else {
+            parts.push(part);
             continue;
         };
-        let Ok(PgWrites::Set { set, .. }) = writes.engine::<PgWrites>() else {
-            // Writes of another engine fail alone, in a part of their own.
-            parts.push(vec![completion]);
-            continue;
-        };
-        let check = writes
-            .check()
+        let check = part
+            .check
             .map(|check| std::ptr::from_ref(check).cast::<()>());
         match sets.entry((*set, check)) {
-            Entry::Occupied(part) => parts[*part.get()].push(completion),
-            Entry::Vacant(part) => {
-                part.insert(parts.len());
-                parts.push(vec![completion]);
+            Entry::Vacant(entry) => {
+                entry.insert(parts.len());
+                parts.push(part);
+            }
+            Entry::Occupied(entry) => {
+                let joined = &mut parts[*entry.get()];
+                joined.jobs.push(job);
+                if let (PartRun::Set { items, .. }, PartRun::Set { items: more, .. }) =
+                    (&mut joined.run, part.run)
+                {
+                    items.extend(more);
+                }
             }
         }
     }
     parts
 }
 
-/// Runs the writes of a part (see [`parts`]), `remaining` of the batch's
-/// writes left with these; a panic is their failure alone.
+/// Runs the writes of a part, `remaining` of the batch's writes left with
+/// these; a panic is their failure alone.
 async fn run(
     conn: &mut PgConnection,
-    part: &[&Completion],
+    part: Part<'_>,
     later: &mut Later,
     remaining: usize,
 ) -> Result<(), Error> {
-    let mut forms = Vec::with_capacity(part.len());
-    for writes in part.iter().filter_map(|c| c.writes.as_ref()) {
-        forms.push(writes.engine::<PgWrites>()?);
-    }
     later.want = remaining;
     let mut tx = Tx {
         conn,
-        check: part.first().and_then(|c| c.writes.as_ref()?.check()),
+        check: part.check,
         later,
     };
     let write = async {
-        match forms[..] {
-            [] => Ok(()),
-            [PgWrites::One(write)] => write(&mut tx).await,
-            [PgWrites::Set { run, .. }, ..] => {
-                let items = forms.iter().filter_map(|form| match form {
-                    PgWrites::Set { item, .. } => Some(&**item),
-                    PgWrites::One(_) => None,
-                });
-                run(&mut tx, items.collect()).await
-            }
-            [PgWrites::One(_), ..] => {
-                Err(StoreError::Database("a part of many jobs' own writes".into()).into())
-            }
+        match part.run {
+            PartRun::One(write) => write(&mut tx).await,
+            PartRun::Set { run, items, .. } => run(&mut tx, items).await,
+            PartRun::Foreign(error) => Err(error.into()),
         }
     };
     AssertUnwindSafe(write)

@@ -46,7 +46,8 @@ BEGIN
 END
 $$;
 
--- `queries/email/mark_sent.sql` for many emails; how many were pending.
+-- `queries/email/mark_sent.sql` for many emails; how many were pending. An
+-- email named twice is sent at its first time, as one by one.
 CREATE FUNCTION email_outbox_mark_sent(p_ids int8[], p_at timestamptz[])
 RETURNS int8 LANGUAGE plpgsql
 SET enable_seqscan = off SET enable_bitmapscan = off SET jit = off
@@ -56,7 +57,11 @@ DECLARE
     sent int8;
 BEGIN
     UPDATE email_outbox SET status = 'sent', sent_at = t.at
-    FROM unnest(p_ids, p_at) AS t (id, at)
+    FROM (
+        SELECT DISTINCT ON (id) id, at
+        FROM unnest(p_ids, p_at) WITH ORDINALITY AS u (id, at, n)
+        ORDER BY id, n
+    ) AS t
     WHERE email_outbox.id = t.id AND email_outbox.status = 'pending';
     GET DIAGNOSTICS sent = ROW_COUNT;
     RETURN sent;
