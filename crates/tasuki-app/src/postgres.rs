@@ -268,29 +268,17 @@ async fn onboard(
         .ok_or(StoreError::NotFound)?;
         return Ok(vec![onboarded]);
     }
-    let n = items.len();
-    let (mut users, mut at, mut tags, mut regions) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut ranks, mut kinds, mut subjects, mut bodies) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for o in items {
-        users.push(o.user_id);
-        at.push(o.now.to_datetime());
-        tags.push(json!(o.profile.recommendation_tags));
-        regions.push(o.profile.region.clone());
-        ranks.push(o.profile.rank.clone());
-        kinds.push(o.email_kind.clone());
-        subjects.push(o.email_subject.clone());
-        bodies.push(o.email_body.clone());
-    }
+    let users: Vec<i64> = items.iter().map(|o| o.user_id).collect();
+    let at: Vec<DateTime<Utc>> = items.iter().map(|o| o.now.to_datetime()).collect();
+    let tags: Vec<serde_json::Value> = items
+        .iter()
+        .map(|o| json!(o.profile.recommendation_tags))
+        .collect();
+    let regions: Vec<Option<String>> = items.iter().map(|o| o.profile.region.clone()).collect();
+    let ranks: Vec<Option<String>> = items.iter().map(|o| o.profile.rank.clone()).collect();
+    let kinds: Vec<String> = items.iter().map(|o| o.email_kind.clone()).collect();
+    let subjects: Vec<String> = items.iter().map(|o| o.email_subject.clone()).collect();
+    let bodies: Vec<String> = items.iter().map(|o| o.email_body.clone()).collect();
     let onboarded: HashMap<i64, Option<i64>> = sqlx::query_file!(
         "postgres/queries/user/onboard_many.sql",
         &users,
