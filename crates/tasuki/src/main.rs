@@ -16,6 +16,11 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+/// Under load glibc's allocator took about a quarter of the process's CPU
+/// (BENCHMARKS.md, "The allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
