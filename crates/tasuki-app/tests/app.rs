@@ -300,10 +300,10 @@ async fn onboarding_commits_with_the_completion(engine: Engine) {
 }
 
 /// Onboardings that complete in one batch (on PostgreSQL, in one
-/// statement): each user gets its profile and one welcome email, and a user
-/// that two of them onboard gets one email and the later profile. In a
-/// later batch, one whose user is gone fails alone. The emails, marked sent
-/// in one batch, are all sent.
+/// statement): each user gets its profile and one welcome email, its own
+/// subject and body, and a user that two of them onboard gets one email
+/// (the first's) and the later profile. In a later batch, one whose user is
+/// gone fails alone. The emails, marked sent in one batch, are all sent.
 async fn a_batch_of_onboardings_commits_together(engine: Engine) {
     let env = Env::new(engine).await;
     let mut users = Vec::new();
@@ -337,7 +337,12 @@ async fn a_batch_of_onboardings_commits_together(engine: Engine) {
         .iter()
         .zip(targets)
         .map(|(job, (user, region))| {
-            completing(job, env.app.user_onboarding(onboarding(user, region)))
+            let onboarding = Onboarding {
+                email_subject: format!("Welcome {user}"),
+                email_body: format!("Hello {user} in {region}"),
+                ..onboarding(user, region)
+            };
+            completing(job, env.app.user_onboarding(onboarding))
         })
         .collect();
     let later = batch.split_off(4);
@@ -380,17 +385,25 @@ async fn a_batch_of_onboardings_commits_together(engine: Engine) {
     }
     let completed = env.store.job_complete_many(sent_at, batch).await.unwrap();
     assert_eq!(completed.ids.len(), 3);
-    let mut recipients = Vec::new();
+    let mut emails = Vec::new();
     for id in outbox_ids {
         let email = env.app.email_get(id).await.unwrap();
         assert_eq!(email.sent_at, Some(sent_at));
-        recipients.push(email.recipient);
+        emails.push((email.recipient, email.subject, email.body));
     }
-    recipients.sort_unstable();
-    assert_eq!(
-        recipients,
-        ["a@example.com", "b@example.com", "c@example.com"]
-    );
+    emails.sort_unstable();
+    let expected: Vec<_> = ["a@example.com", "b@example.com", "c@example.com"]
+        .into_iter()
+        .zip(&users)
+        .map(|(recipient, user)| {
+            (
+                recipient.to_owned(),
+                format!("Welcome {user}"),
+                format!("Hello {user} in europe"),
+            )
+        })
+        .collect();
+    assert_eq!(emails, expected);
 }
 
 /// The set statements themselves, on PostgreSQL. A batch whose set call

@@ -10,11 +10,6 @@ mod sqlite_normal {
 
 mod postgres {
     tasuki_conformance::conformance_tests!(tasuki_conformance::Engine::Postgres);
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn set_writes_run_together_and_fail_alone() {
-        if let Some(db) = tasuki_conformance::fresh(tasuki_conformance::Engine::Postgres).await {
-            tasuki_conformance::set_writes_run_together_and_fail_alone(&db).await;
-        }
-    }
+    tasuki_conformance::conformance_tests!(@each_db tasuki_conformance::Engine::Postgres;
+        set_writes_run_together_and_fail_alone);
 }
