@@ -247,7 +247,7 @@ pub(crate) async fn complete(
         for (i, &(job, writes)) in with_writes.iter().enumerate() {
             conn.execute("SAVEPOINT job_writes").await?;
             let mark = later.jobs.len();
-            let part = Part::of(job, writes);
+            let part = Part::of(writes);
             let mut wrote = run(conn, part, &mut later, with_writes.len() - i).await;
             if wrote.is_ok() {
                 // Isolated, the jobs go in at once: one that the database
@@ -269,8 +269,7 @@ pub(crate) async fn complete(
         }
     } else {
         let mut remaining = with_writes.len();
-        for mut part in parts(&with_writes) {
-            let jobs = std::mem::take(&mut part.jobs);
+        for (jobs, part) in parts(&with_writes) {
             if let Err(error) = run(conn, part, &mut later, remaining).await {
                 return Ok(Outcome::Failed(error.into()));
             }
@@ -336,7 +335,6 @@ async fn complete_many(
 
 /// The writes of some of a batch's jobs, run in one call.
 struct Part<'a> {
-    jobs: Vec<&'a Completion>,
     /// The check of the jobs that they enqueue.
     check: Option<&'a dyn JobCheck>,
     run: PartRun<'a>,
@@ -357,7 +355,7 @@ enum PartRun<'a> {
 
 impl<'a> Part<'a> {
     /// One job's writes alone; a set's item is a set of one.
-    fn of(job: &'a Completion, writes: &'a Writes) -> Self {
+    fn of(writes: &'a Writes) -> Self {
         let run = match writes.engine::<PgWrites>() {
             Ok(PgWrites::One(write)) => PartRun::One(write),
             Ok(PgWrites::Set { set, item, run }) => PartRun::Set {
@@ -368,23 +366,23 @@ impl<'a> Part<'a> {
             Err(error) => PartRun::Foreign(error),
         };
         Part {
-            jobs: vec![job],
             check: writes.check(),
             run,
         }
     }
 }
 
-/// The jobs' writes as they run together, a call each: each job's own,
-/// and the items of each set together, in the order of their first job. A
-/// set's items go together only when their writes are checked alike.
-fn parts<'a>(with_writes: &[(&'a Completion, &'a Writes)]) -> Vec<Part<'a>> {
-    let mut parts: Vec<Part<'a>> = Vec::new();
+/// The jobs' writes as they run together, a call each, with the jobs
+/// whose writes they are: each job's own, and the items of each set
+/// together, in the order of their first job. A set's items go together
+/// only when their writes are checked alike.
+fn parts<'a>(with_writes: &[(&'a Completion, &'a Writes)]) -> Vec<(Vec<&'a Completion>, Part<'a>)> {
+    let mut parts: Vec<(Vec<&'a Completion>, Part<'a>)> = Vec::new();
     let mut sets: HashMap<(TypeId, Option<*const ()>), usize> = HashMap::new();
     for &(job, writes) in with_writes {
-        let part = Part::of(job, writes);
+        let part = Part::of(writes);
         let PartRun::Set { set, .. } = &part.run else {
-            parts.push(part);
+            parts.push((vec![job], part));
             continue;
         };
         let check = part
@@ -393,11 +391,12 @@ fn parts<'a>(with_writes: &[(&'a Completion, &'a Writes)]) -> Vec<Part<'a>> {
         match sets.entry((*set, check)) {
             Entry::Vacant(entry) => {
                 entry.insert(parts.len());
-                parts.push(part);
+                parts.push((vec![job], part));
             }
             Entry::Occupied(entry) => {
-                let joined = &mut parts[*entry.get()];
-                joined.jobs.push(job);
+                let (jobs, joined) = &mut parts[*entry.get()];
+                jobs.push(job);
+                // `sets` indexes parts of sets alone.
                 if let (PartRun::Set { items, .. }, PartRun::Set { items: more, .. }) =
                     (&mut joined.run, part.run)
                 {
