@@ -28,12 +28,15 @@ pub async fn lease_expiry_and_rescue(store: Arc<dyn Store>) {
     let job_after = store.job_get(id).await.unwrap();
     assert_eq!(job_after.status, JobStatus::RetryPending);
     assert_eq!(job_after.retry_count, 1);
-    assert_eq!(job_after.scheduled_at, at(LEASE));
+    // Due in its old place, like a released job.
+    assert_eq!(job_after.scheduled_at, job.scheduled_at);
     assert_eq!(job_after.errors.len(), 1);
     assert_eq!(job_after.errors[0].attempt, job.attempt);
     assert_eq!(job_after.errors[0].error, "lease expired");
 
-    let again = claim(&store, "other", 1, at(LEASE)).await;
+    // A claim that read its clock before the rescue, and runs after it,
+    // takes the rescued job.
+    let again = claim(&store, "other", 1, at(LEASE - secs(1))).await;
     assert_eq!(again[0].id, id);
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].lease_owner.as_deref(), Some("other"));

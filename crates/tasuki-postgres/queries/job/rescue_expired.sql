@@ -1,5 +1,8 @@
--- The lost attempt counts as failed: retried now, or failed without retries
--- left. $2 is $1 in microseconds, for the history.
+-- The lost attempt counts as failed: retried in its old place, as a release
+-- is, or failed without retries left. Its time due stays: set to the
+-- rescue's time, it was not yet due to a claim that read its clock before
+-- the rescue and ran after it, which took jobs of lower priority first.
+-- $2 is $1 in microseconds, for the history.
 WITH expired AS (
     SELECT id FROM job_queue
     WHERE status = 'processing' AND lease_expires_at <= $1
@@ -10,7 +13,6 @@ WITH expired AS (
 UPDATE job_queue AS j
 SET status = CASE WHEN j.retry_count < j.max_retries THEN 'retry_pending' ELSE 'failed' END,
     retry_count = j.retry_count + CASE WHEN j.retry_count < j.max_retries THEN 1 ELSE 0 END,
-    scheduled_at = $1,
     completed_at = CASE WHEN j.retry_count < j.max_retries THEN NULL ELSE $1 END,
     error_message = 'lease expired',
     errors = j.errors || jsonb_build_array(

@@ -1,8 +1,10 @@
--- The lost attempt counts as failed: retried now, or failed without retries left.
+-- The lost attempt counts as failed: retried in its old place, as a release
+-- is, or failed without retries left. Its time due stays: set to the
+-- rescue's time, it was not yet due to a claim that read its clock before
+-- the rescue and ran after it, which took jobs of lower priority first.
 UPDATE job_queue
 SET status = CASE WHEN retry_count < max_retries THEN 'retry_pending' ELSE 'failed' END,
     retry_count = retry_count + (retry_count < max_retries),
-    scheduled_at = ?1,
     completed_at = CASE WHEN retry_count < max_retries THEN NULL ELSE ?1 END,
     error_message = 'lease expired',
     errors = json_insert(errors, '$[#]',
